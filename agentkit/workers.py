@@ -1,0 +1,160 @@
+"""Run a blocking callable with a deadline, on a thread or in a child process.
+
+Python cannot kill a thread, so the two runners make different promises:
+
+* `run_in_thread` returns at the deadline, always. The worker is a daemon thread (a hung tool never blocks the
+  interpreter from exiting, unlike `ThreadPoolExecutor` workers, which are joined at exit), and at the deadline it is
+  sent an asynchronous `WorkerTimeout` exception: a tool busy in Python code stops at its next bytecode, one blocked
+  in a C call (``time.sleep``, a socket read) stops when that call returns. Side effects stay in this process.
+* `run_in_process` forks a child and SIGKILLs it at the deadline: anything stops, at once, including C code and
+  sleeps. The price: a fork per call, and side effects other than files and network stay in the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import multiprocessing
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Outcome", "WorkerTimeout", "arun_in_thread", "run_in_process", "run_in_thread"]
+
+T = TypeVar("T")
+
+
+class WorkerTimeout(Exception):  # noqa: N818 - raised *inside* a worker, read as "stop: your time is up"
+    """Raised inside a worker thread whose deadline has passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What became of a call: a value, an error, or a timeout.
+
+    Attributes:
+        value: The return value (when it returned).
+        error: The exception it raised, or a description of how the worker died.
+        timed_out: True when the deadline passed first.
+    """
+
+    value: T | None = None
+    error: BaseException | None = None
+    timed_out: bool = False
+
+
+class _ThreadJob(Generic[T]):
+    def __init__(self, fn: Callable[[], T], on_done: Callable[[Outcome[T]], None] | None = None) -> None:
+        self._fn = fn
+        self._on_done = on_done
+        self.done = threading.Event()
+        self.outcome: Outcome[T] = Outcome(timed_out=True)
+        # The worker sees the caller's context variables (LangChain's run tree and callbacks live there).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._work,), daemon=True, name="agentkit-tool")
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            self.outcome = Outcome(value=self._fn())
+        except BaseException as exc:  # noqa: BLE001 - the worker reports every failure; it must never die silently
+            self.outcome = Outcome(error=exc)
+        self.done.set()
+        if self._on_done is not None:
+            self._on_done(self.outcome)
+
+    def cancel(self) -> None:
+        ident = self._thread.ident
+        if ident is not None and not self.done.is_set():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(WorkerTimeout))
+
+
+def run_in_thread(fn: Callable[[], T], timeout: float | None) -> Outcome[T]:
+    """Run `fn` on a daemon thread and wait at most `timeout` seconds.
+
+    Args:
+        fn: The work.
+        timeout: Seconds to wait; None waits forever.
+
+    Returns:
+        The outcome; on timeout the worker is asked to stop and abandoned.
+    """
+    job = _ThreadJob(fn)
+    if job.done.wait(timeout):
+        return job.outcome
+    job.cancel()
+    return Outcome(timed_out=True)
+
+
+async def arun_in_thread(fn: Callable[[], T], timeout: float | None) -> Outcome[T]:
+    """Like `run_in_thread`, awaited without blocking the event loop.
+
+    The thread is not the loop's default executor: `asyncio.run` joins those at shutdown, so one hung tool would
+    hang the program's exit.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Outcome[T]] = loop.create_future()
+
+    def deliver(outcome: Outcome[T]) -> None:
+        def settle() -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop closed while an abandoned worker was still running
+            pass
+
+    job = _ThreadJob(fn, on_done=deliver)
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        job.cancel()
+        return Outcome(timed_out=True)
+
+
+def run_in_process(fn: Callable[[], Any], timeout: float | None) -> Outcome[Any]:
+    """Run `fn` in a forked child process, killed with SIGKILL if it overruns `timeout`.
+
+    Args:
+        fn: The work; it runs in the child, so its return value must be picklable.
+        timeout: Seconds to wait; None waits forever.
+
+    Returns:
+        The outcome. A child that dies without answering gives an error naming its exit code.
+
+    Raises:
+        RuntimeError: On platforms without ``fork``.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise RuntimeError("Process isolation needs the 'fork' start method (Linux); use isolation='thread'.")
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(fn, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            child.kill()
+            return Outcome(timed_out=True)
+        try:
+            kind, payload = receiver.recv()
+        except EOFError:
+            child.join()
+            return Outcome(error=RuntimeError(f"the tool's worker process died (exit code {child.exitcode})"))
+        return Outcome(value=payload) if kind == "ok" else Outcome(error=payload)
+    finally:
+        child.join()
+        receiver.close()
+
+
+def _child_main(fn: Callable[[], Any], sender: Any) -> None:
+    try:
+        sender.send(("ok", fn()))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        try:
+            sender.send(("error", exc))
+        except Exception:  # noqa: BLE001 - the exception itself may not pickle
+            sender.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
