@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.runnables import Runnable
 
 from agentkit.errors import ConfigError
@@ -87,9 +87,7 @@ class Planner(ABC):
         return llm
 
     @abstractmethod
-    def system_prompt(
-        self, toolbox: Toolbox, *, max_steps: int, memories: Sequence[str], instructions: str
-    ) -> str:
+    def system_prompt(self, toolbox: Toolbox, *, max_steps: int, memories: Sequence[str], instructions: str) -> str:
         """The system prompt: format rules, tools (for text formats), budget and memories."""
 
     @abstractmethod
@@ -149,8 +147,8 @@ class ReActPlanner(Planner):
         name = toolbox.resolve(parsed.tool)
         if name is None:
             # Unknown tools are the executor's to report, so both formats word it the same way.
-            args = parsed.value if isinstance(parsed.value, dict) else {"input": parsed.value}
-            return Turn(message, parsed.thought, actions=[ToolRequest(parsed.tool, args, _new_id())])
+            raw = parsed.value if isinstance(parsed.value, dict) else {"input": parsed.value}
+            return Turn(message, parsed.thought, actions=[ToolRequest(parsed.tool, raw, _new_id())])
         args = toolbox.coerce_args(name, parsed.value)
         if args is None:
             return Turn(
@@ -169,9 +167,7 @@ class ReActPlanner(Planner):
 
     def reject(self, turn: Turn, toolbox: Toolbox) -> list[BaseMessage]:  # noqa: D102
         return [
-            HumanMessage(
-                render("react_format_error.jinja", reason=turn.error, tool_names=", ".join(toolbox.names))
-            )
+            HumanMessage(render("react_format_error.jinja", reason=turn.error, tool_names=", ".join(toolbox.names)))
         ]
 
     def read_final(self, reply: BaseMessage) -> str | None:  # noqa: D102
@@ -200,9 +196,7 @@ class ToolCallingPlanner(Planner):
     def system_prompt(  # noqa: D102
         self, toolbox: Toolbox, *, max_steps: int, memories: Sequence[str], instructions: str
     ) -> str:
-        return render(
-            "tool_calling_system.jinja", instructions=instructions, max_steps=max_steps, memories=memories
-        )
+        return render("tool_calling_system.jinja", instructions=instructions, max_steps=max_steps, memories=memories)
 
     def read(self, reply: BaseMessage, toolbox: Toolbox) -> Turn:  # noqa: D102
         thought = drop_think(_text(reply)).strip()
@@ -210,14 +204,18 @@ class ToolCallingPlanner(Planner):
             return Turn(reply, thought, final=thought) if thought else Turn(reply, error="The reply was empty.")
         if reply.invalid_tool_calls:
             problems = "; ".join(
-                f"the call to {c.get('name')!r} has arguments that are not valid JSON ({c.get('error') or 'unparsable'})"
+                f"the call to {c.get('name')!r} has arguments that are not valid JSON "
+                f"({c.get('error') or 'unparsable'})"
                 for c in reply.invalid_tool_calls
             )
             return Turn(reply, thought, error=problems)
         if reply.tool_calls:
-            calls = [dict(c, id=c.get("id") or _new_id()) for c in reply.tool_calls]
+            calls = [ToolCall(name=c["name"], args=c["args"], id=c.get("id") or _new_id()) for c in reply.tool_calls]
             message = reply.model_copy(update={"tool_calls": calls})
-            actions = [ToolRequest(toolbox.resolve(c["name"]) or c["name"], dict(c["args"]), c["id"]) for c in calls]
+            actions = [
+                ToolRequest(toolbox.resolve(c["name"]) or c["name"], dict(c["args"]), c["id"] or _new_id())
+                for c in calls
+            ]
             return Turn(message, thought, actions=actions)
         if not thought:
             return Turn(reply, error="The reply was empty: call a tool or write the answer.")

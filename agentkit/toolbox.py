@@ -176,7 +176,9 @@ def _schema(tool: BaseTool) -> dict[str, Any]:
     schema = tool.tool_call_schema
     if isinstance(schema, dict):
         return schema
-    return schema.model_json_schema()
+    if issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    return dict(schema.schema())  # a pydantic.v1 model from an older tool
 
 
 def _loose_key(name: str) -> str:

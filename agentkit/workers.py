@@ -13,6 +13,7 @@ Python cannot kill a thread, so the two runners make different promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ctypes
 import multiprocessing
@@ -26,7 +27,7 @@ __all__ = ["Outcome", "WorkerTimeout", "arun_in_thread", "run_in_process", "run_
 T = TypeVar("T")
 
 
-class WorkerTimeout(Exception):  # noqa: N818 - raised *inside* a worker, read as "stop: your time is up"
+class WorkerTimeout(Exception):
     """Raised inside a worker thread whose deadline has passed."""
 
 
@@ -59,7 +60,7 @@ class _ThreadJob(Generic[T]):
     def _work(self) -> None:
         try:
             self.outcome = Outcome(value=self._fn())
-        except BaseException as exc:  # noqa: BLE001 - the worker reports every failure; it must never die silently
+        except BaseException as exc:
             self.outcome = Outcome(error=exc)
         self.done.set()
         if self._on_done is not None:
@@ -82,7 +83,12 @@ def run_in_thread(fn: Callable[[], T], timeout: float | None) -> Outcome[T]:
         The outcome; on timeout the worker is asked to stop and abandoned.
     """
     job = _ThreadJob(fn)
-    if job.done.wait(timeout):
+    try:
+        finished = job.done.wait(timeout)
+    except BaseException:  # Ctrl-C while waiting: stop the worker too
+        job.cancel()
+        raise
+    if finished:
         return job.outcome
     job.cancel()
     return Outcome(timed_out=True)
@@ -102,10 +108,9 @@ async def arun_in_thread(fn: Callable[[], T], timeout: float | None) -> Outcome[
             if not future.done():
                 future.set_result(outcome)
 
-        try:
+        # The loop may have closed while an abandoned worker was still running.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop closed while an abandoned worker was still running
-            pass
 
     job = _ThreadJob(fn, on_done=deliver)
     try:
@@ -153,8 +158,8 @@ def run_in_process(fn: Callable[[], Any], timeout: float | None) -> Outcome[Any]
 def _child_main(fn: Callable[[], Any], sender: Any) -> None:
     try:
         sender.send(("ok", fn()))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+    except BaseException as exc:
         try:
             sender.send(("error", exc))
-        except Exception:  # noqa: BLE001 - the exception itself may not pickle
+        except Exception:
             sender.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))

@@ -1,0 +1,267 @@
+"""Test helpers: a scripted chat model, transcript helpers, and an offline guard.
+
+`ScriptedChatModel` is a real LangChain `BaseChatModel` (callbacks, `bind_tools`, async, batch all go through
+LangChain's own code) whose replies come from a script, so an agent's logic can be tested without a model:
+
+    llm = ScriptedChatModel(responses=[
+        tool_reply(tool_call("calculator", expression="3*4")),
+        "The answer is 12.",
+    ])
+
+Text replies honour ``stop`` like a real model: the text is cut at the first stop string, so a script that writes
+its own ``Observation:`` line is cut where a ReAct model would have stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from agentkit.steps import AgentResult, Final
+
+__all__ = [
+    "NetworkBlockedError",
+    "Reply",
+    "ScriptExhaustedError",
+    "ScriptedCall",
+    "ScriptedChatModel",
+    "block_network",
+    "kinds",
+    "offline_env",
+    "react",
+    "react_final",
+    "tool_call",
+    "tool_reply",
+]
+
+Reply = str | AIMessage | Callable[[Sequence[BaseMessage]], "str | AIMessage"]
+"""One scripted reply: text, a message (for tool calls), or a function of the conversation."""
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "ANONYMIZED_TELEMETRY": "False",  # chromadb's telemetry
+}
+
+
+class ScriptExhaustedError(AssertionError):
+    """The agent called the scripted model more times than the script has replies."""
+
+
+class NetworkBlockedError(RuntimeError):
+    """Code under test tried to reach the network. Not an `OSError`, so no library mistakes it for a flaky link."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedCall:
+    """One call the scripted model received.
+
+    Attributes:
+        messages: The conversation it was given.
+        stop: The stop strings passed with the call.
+        tools: Names of the tools bound for the call.
+    """
+
+    messages: list[BaseMessage]
+    stop: list[str] | None
+    tools: list[str]
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that replies from a script and records every call.
+
+    Attributes:
+        responses: Replies in order; a callable computes a reply from the conversation. When `repeat` is set, the
+            last reply is used again once the others are spent; otherwise an extra call raises
+            `ScriptExhaustedError`.
+        repeat: Keep answering with the last reply.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    responses: list[Any] = Field(default_factory=list)
+    repeat: bool = False
+    _calls: list[ScriptedCall] = PrivateAttr(default_factory=list)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "agentkit-scripted"
+
+    @property
+    def calls(self) -> list[ScriptedCall]:
+        """Every call so far, in order."""
+        return list(self._calls)
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools the way provider models do (as OpenAI-format schemas), so tool-calling planners work."""
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._reply(messages, stop, kwargs)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._reply(messages, stop, kwargs)
+
+    def _reply(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> ChatResult:
+        tools = [t["function"]["name"] for t in kwargs.get("tools", [])]
+        with self._lock:
+            index = len(self._calls)
+            self._calls.append(ScriptedCall(list(messages), stop, tools))
+            if index < len(self.responses):
+                scripted = self.responses[index]
+            elif self.repeat and self.responses:
+                scripted = self.responses[-1]
+            else:
+                raise ScriptExhaustedError(
+                    f"The scripted model was called {index + 1} times but has {len(self.responses)} replies."
+                )
+        reply = scripted(messages) if callable(scripted) else scripted
+        message = reply if isinstance(reply, AIMessage) else AIMessage(content=_cut(str(reply), stop))
+        words_in = sum(len(str(m.content).split()) for m in messages)
+        words_out = len(str(message.content).split()) + len(message.tool_calls)
+        message = message.model_copy(
+            update={
+                "usage_metadata": {
+                    "input_tokens": words_in,
+                    "output_tokens": words_out,
+                    "total_tokens": words_in + words_out,
+                }
+            }
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _cut(text: str, stop: list[str] | None) -> str:
+    cuts = [i for i in (text.find(s) for s in stop or ()) if i >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+def tool_call(name: str, call_id: str | None = None, **args: Any) -> ToolCall:
+    """A tool call for `tool_reply`.
+
+    Args:
+        name: The tool to call.
+        call_id: The call's id (a fresh one by default).
+        **args: The arguments.
+    """
+    return ToolCall(name=name, args=args, id=call_id or f"call_{uuid.uuid4().hex[:12]}", type="tool_call")
+
+
+def tool_reply(*calls: ToolCall, content: str = "") -> AIMessage:
+    """A model reply with native tool calls (several run concurrently)."""
+    return AIMessage(content=content, tool_calls=list(calls))
+
+
+def react(tool: str, tool_input: str, thought: str = "I should use a tool.") -> str:
+    """A ReAct text reply that calls `tool` with `tool_input` (written as-is: JSON or plain text)."""
+    return f"Thought: {thought}\nAction: {tool}\nAction Input: {tool_input}"
+
+
+def react_final(answer: str, thought: str = "I now know the final answer.") -> str:
+    """A ReAct text reply with the final answer."""
+    return f"Thought: {thought}\nFinal Answer: {answer}"
+
+
+def kinds(result: AgentResult) -> list[str]:
+    """The transcript as step kinds, for compact assertions on an episode's shape.
+
+    Example: ``["thought", "action", "observation", "final"]``; a forced final is ``"final(forced)"``.
+    """
+    names = []
+    for step in result.steps:
+        name = type(step).__name__.lower().replace("formaterror", "format_error")
+        if isinstance(step, Final) and step.forced:
+            name = "final(forced)"
+        names.append(name)
+    return names
+
+
+@contextlib.contextmanager
+def offline_env() -> Iterator[None]:
+    """Set the Hugging Face offline variables (and chromadb's telemetry off) for the duration."""
+    saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
+    os.environ.update(OFFLINE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def block_network() -> Iterator[None]:
+    """Make any connection to a non-loopback address raise `NetworkBlockedError`.
+
+    Loopback stays open (a local chroma server, a notebook kernel), Unix sockets too.
+    """
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(str(address[0])):
+            raise NetworkBlockedError(f"Network access is blocked here (offline): tried to connect to {address!r}.")
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        check(sock, address)
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_loopback(host.decode() if isinstance(host, bytes) else str(host)):
+            raise NetworkBlockedError(f"Network access is blocked here (offline): tried to resolve {host!r}.")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = real_getaddrinfo
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", maxsplit=1)[0]).is_loopback
+    except ValueError:
+        return False
