@@ -41,6 +41,8 @@ from agentkit.workers import Outcome, arun_in_thread, run_in_process, run_in_thr
 
 __all__ = ["Executor", "Isolation"]
 
+_NOTE_ROOM = 80  # characters kept free for the truncation note
+
 Isolation = Literal["thread", "process"]
 
 
@@ -369,5 +371,5 @@ def _serialise(value: Any) -> str:
 def _truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    note = f"\n... [output truncated: {len(text) - limit:,} of {len(text):,} characters cut]"
-    return text[: limit - len(note)] + note
+    kept = limit - _NOTE_ROOM
+    return text[:kept] + f"\n... [output truncated: {len(text) - kept:,} of {len(text):,} characters cut]"

@@ -156,7 +156,8 @@ def _label(line: str) -> tuple[str | None, str]:
     kind = _LABELS.get(name)
     if kind is None:
         return None, line
-    return kind, line[colon + 1 :].lstrip(_DECORATION)
+    # Emphasis after the label goes (``**Action:** x``); backticks stay, they may open a code fence.
+    return kind, line[colon + 1 :].lstrip(" \t*_")
 
 
 def _first(sections: list[tuple[str, str]], kind: str) -> str | None:

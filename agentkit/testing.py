@@ -15,6 +15,7 @@ its own ``Observation:`` line is cut where a ReAct model would have stopped.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import ipaddress
 import os
 import socket
@@ -35,6 +36,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from agentkit.steps import AgentResult, Final
 
 __all__ = [
+    "OFFLINE_ENV",
     "NetworkBlockedError",
     "Reply",
     "ScriptExhaustedError",
@@ -49,8 +51,8 @@ __all__ = [
     "tool_reply",
 ]
 
-Reply = str | AIMessage | Callable[[Sequence[BaseMessage]], "str | AIMessage"]
-"""One scripted reply: text, a message (for tool calls), or a function of the conversation."""
+Reply = str | AIMessage | Callable[[Sequence[BaseMessage]], Any]
+"""One scripted reply: text, a message (for tool calls), or a (sync or async) function of the conversation."""
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -121,7 +123,10 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._reply(messages, stop, kwargs)
+        scripted = self._next(messages, stop, kwargs)
+        if inspect.iscoroutinefunction(scripted):
+            raise TypeError("An async scripted reply needs an async call (ainvoke/astream).")
+        return _result(scripted(messages) if callable(scripted) else scripted, messages, stop)
 
     async def _agenerate(
         self,
@@ -130,35 +135,32 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._reply(messages, stop, kwargs)
+        scripted = self._next(messages, stop, kwargs)
+        if inspect.iscoroutinefunction(scripted):
+            return _result(await scripted(messages), messages, stop)
+        return _result(scripted(messages) if callable(scripted) else scripted, messages, stop)
 
-    def _reply(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> ChatResult:
+    def _next(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> Any:
         tools = [t["function"]["name"] for t in kwargs.get("tools", [])]
         with self._lock:
             index = len(self._calls)
             self._calls.append(ScriptedCall(list(messages), stop, tools))
             if index < len(self.responses):
-                scripted = self.responses[index]
-            elif self.repeat and self.responses:
-                scripted = self.responses[-1]
-            else:
-                raise ScriptExhaustedError(
-                    f"The scripted model was called {index + 1} times but has {len(self.responses)} replies."
-                )
-        reply = scripted(messages) if callable(scripted) else scripted
-        message = reply if isinstance(reply, AIMessage) else AIMessage(content=_cut(str(reply), stop))
-        words_in = sum(len(str(m.content).split()) for m in messages)
-        words_out = len(str(message.content).split()) + len(message.tool_calls)
-        message = message.model_copy(
-            update={
-                "usage_metadata": {
-                    "input_tokens": words_in,
-                    "output_tokens": words_out,
-                    "total_tokens": words_in + words_out,
-                }
-            }
+                return self.responses[index]
+            if self.repeat and self.responses:
+                return self.responses[-1]
+        raise ScriptExhaustedError(
+            f"The scripted model was called {index + 1} times but has {len(self.responses)} replies."
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _result(reply: str | AIMessage, messages: list[BaseMessage], stop: list[str] | None) -> ChatResult:
+    message = reply if isinstance(reply, AIMessage) else AIMessage(content=_cut(str(reply), stop))
+    # Word counts stand in for tokens, so usage accounting can be tested.
+    words_in = sum(len(str(m.content).split()) for m in messages)
+    words_out = len(str(message.content).split()) + len(message.tool_calls)
+    usage = {"input_tokens": words_in, "output_tokens": words_out, "total_tokens": words_in + words_out}
+    return ChatResult(generations=[ChatGeneration(message=message.model_copy(update={"usage_metadata": usage}))])
 
 
 def _cut(text: str, stop: list[str] | None) -> str:

@@ -34,7 +34,7 @@ _SHOWN_EXPRESSION_CHARS = 60
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 
-class _Refused(Exception):  # noqa: N818 - internal signal, always turned into a ToolException
+class _Refused(Exception):
     """The expression cannot be evaluated; the message is the reason, written for the model."""
 
 
@@ -65,11 +65,16 @@ def _checked(value: object) -> Number:
     raise _Refused("the result is not a number")
 
 
+def _exact_power_too_large(base: Number, exponent: Number) -> bool:
+    # Estimated from log2 before computing: building 9**387420489 just to refuse it would hang.
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0 or abs(base) <= 1:
+        return False
+    return exponent.bit_length() > 64 or exponent * math.log2(abs(base)) > MAX_INT_BITS
+
+
 def _power(base: Number, exponent: Number) -> Number:
-    # Estimate the size of an exact integer power first: computing 9**387420489 just to refuse it would hang.
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        if exponent.bit_length() > 64 or exponent * math.log2(abs(base)) > MAX_INT_BITS:
-            raise _Refused(_TOO_LARGE)
+    if _exact_power_too_large(base, exponent):
+        raise _Refused(_TOO_LARGE)
     # Float powers are cheap: they overflow (OverflowError) or underflow to 0.0 at once.
     result = _checked(operator.pow(base, exponent))
     if result == 0 and base != 0:  # 2**-10000 underflows; "0" would be a wrong answer, not a rounded one
@@ -174,9 +179,8 @@ _REFUSALS: dict[type[ast.AST], str] = {
     ast.Starred: "'*' unpacking is not allowed",
 }
 
-_ALLOWED_HINT = (
-    "use numbers, + - * / // % ** (or ^), parentheses, pi, e, tau and the functions "
-    + ", ".join(sorted(_FUNCTIONS))
+_ALLOWED_HINT = "use numbers, + - * / // % ** (or ^), parentheses, pi, e, tau and the functions " + ", ".join(
+    sorted(_FUNCTIONS)
 )
 
 
@@ -267,18 +271,19 @@ class _Evaluator:
         return _checked(func.call(*args))
 
 
+# Models copy maths from prose; named escapes keep these look-alike characters visible in the source.
 _REPLACEMENTS = {
-    "×": "*",
-    "·": "*",
-    "∙": "*",
-    "÷": "/",
-    "−": "-",  # U+2212 minus sign
-    "–": "-",  # en dash
-    "—": "-",  # em dash
+    "\N{MULTIPLICATION SIGN}": "*",
+    "\N{MIDDLE DOT}": "*",
+    "\N{BULLET OPERATOR}": "*",
+    "\N{DIVISION SIGN}": "/",
+    "\N{MINUS SIGN}": "-",
+    "\N{EN DASH}": "-",
+    "\N{EM DASH}": "-",
     "^": "**",  # nobody asking a calculator means XOR
-    "²": "**2",
-    "³": "**3",
-    "π": "pi",
+    "\N{SUPERSCRIPT TWO}": "**2",
+    "\N{SUPERSCRIPT THREE}": "**3",
+    "\N{GREEK SMALL LETTER PI}": "pi",
 }
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w,])")
 _CALL = re.compile(r"[A-Za-z_]\w*\s*\(")
@@ -353,7 +358,7 @@ def evaluate(expression: str) -> str:
 def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression and return the result.
 
-    Supports + - * / // % ** (also ^ × ÷), parentheses, pi, e, tau and the functions sqrt, log (natural, or
+    Supports + - * / // % ** (^ also means power), parentheses, pi, e, tau and the functions sqrt, log (natural, or
     log(x, base)), log10, log2, exp, sin, cos, tan, asin, acos, atan (radians), abs, round, floor, ceil,
     factorial, min and max. Use it for any calculation instead of computing in your head.
 

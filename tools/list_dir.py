@@ -6,7 +6,8 @@ import os
 
 from langchain_core.tools import BaseTool, ToolException, tool
 
-from .workspace import Workspace
+# ruff resolves relative imports to the bare `tools` folder, which the repo bans for *absolute* imports.
+from .workspace import Workspace  # noqa: TID251
 
 __all__ = ["MAX_ENTRIES", "list_dir", "make_list_dir"]
 
@@ -52,7 +53,9 @@ def make_list_dir(root: str | os.PathLike[str] | Workspace | None = None) -> Bas
             return "(empty folder)"
         if len(names) > MAX_ENTRIES:
             hidden = len(names) - MAX_ENTRIES
-            return "\n".join([*names[:MAX_ENTRIES], f"(... and {hidden} more entries; showing the first {MAX_ENTRIES})"])
+            return "\n".join(
+                [*names[:MAX_ENTRIES], f"(... and {hidden} more entries; showing the first {MAX_ENTRIES})"]
+            )
         return "\n".join(names)
 
     return list_dir
