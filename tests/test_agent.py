@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -396,7 +397,7 @@ def test_each_prompt_is_a_prefix_of_the_next():
     )
     result = Agent(llm=llm, tools=TOOLS, planner=ReActPlanner()).invoke("q")
     prompts = [c.messages for c in llm.calls]
-    for shorter, longer in zip(prompts, prompts[1:]):
+    for shorter, longer in itertools.pairwise(prompts):
         assert longer[: len(shorter)] == shorter
     assert result.messages[: len(prompts[-1])] == prompts[-1]
 

@@ -55,9 +55,7 @@ def test_notebook_is_saved_without_outputs(path: Path):
 def test_notebook_runs(path: Path, tmp_path: Path):
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(OFFLINE_CELL))
-    client = NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     # Raises CellExecutionError, naming the cell and the traceback, when any cell fails.
     client.execute(env={**os.environ, **OFFLINE_ENV})
 

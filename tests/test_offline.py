@@ -24,7 +24,7 @@ def test_loopback_stays_open():
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
-    accepted = threading.Thread(target=lambda: server.accept()[0].close())
+    accepted = threading.Thread(target=lambda: server.accept()[0].close())  # noqa: PLW0108 - accept on the thread
     accepted.start()
     with socket.create_connection(("localhost", port), timeout=2):
         pass
