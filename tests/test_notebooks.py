@@ -25,7 +25,12 @@ EXPECTED_OUTPUT = {
     "02_custom_tools.ipynb": "is outside the workspace",
 }
 
-OFFLINE_CELL = "from agentkit.testing import block_network as _block_network\n_block_network().__enter__()"
+# The guard is kept in a variable: a context manager that is garbage-collected undoes itself.
+OFFLINE_CELL = """
+from agentkit.testing import block_network
+_offline_guard = block_network()
+_offline_guard.__enter__()
+"""
 
 
 def _output_text(nb: nbformat.NotebookNode) -> str:

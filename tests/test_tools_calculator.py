@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from agentkit.tools import calculator
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import ToolException
+
+from agentkit.tools import calculator
 
 # A guard that the work is bounded (refused before computing), not a benchmark: real refusals take ~1 ms.
 FAST_S = 0.5

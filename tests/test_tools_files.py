@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from langchain_core.tools import BaseTool, ToolException
+
+from agentkit.errors import ConfigError
 from agentkit.tools import (
     Workspace,
     default_tools,
@@ -17,9 +20,6 @@ from agentkit.tools import (
     read_file,
     write_file,
 )
-from langchain_core.tools import BaseTool, ToolException
-
-from agentkit.errors import ConfigError
 
 
 @pytest.fixture

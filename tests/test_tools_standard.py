@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentkit.tools import calculator, current_time, make_list_dir, make_read_file, make_write_file
 from langchain_core.tools import BaseTool
 from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
+
+from agentkit.tools import calculator, current_time, make_list_dir, make_read_file, make_write_file
 
 
 class CalculatorParams:

@@ -22,14 +22,13 @@ import os
 
 from langchain_core.tools import BaseTool
 
-# Relative imports work both installed (agentkit.tools) and for mypy; ruff resolves them to the bare `tools`
-# folder that the repo bans for absolute imports, hence the noqa.
-from .calculator import calculator  # noqa: TID251
-from .current_time import current_time  # noqa: TID251
-from .list_dir import list_dir, make_list_dir  # noqa: TID251
-from .read_file import make_read_file, read_file  # noqa: TID251
-from .workspace import Workspace  # noqa: TID251
-from .write_file import make_write_file, write_file  # noqa: TID251
+# Relative imports: this folder installs as agentkit.tools, so its modules never name their own package.
+from .calculator import calculator
+from .current_time import current_time
+from .list_dir import list_dir, make_list_dir
+from .read_file import make_read_file, read_file
+from .workspace import Workspace
+from .write_file import make_write_file, write_file
 
 __all__ = [
     "Workspace",
