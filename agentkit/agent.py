@@ -36,6 +36,8 @@ from agentkit.workers import run_in_thread
 
 __all__ = ["Agent", "AgentInput"]
 
+_BOUND_CACHE = 64  # tool sets whose model binding is kept
+
 AgentInput = str | Mapping[str, Any]
 """A question, or ``{"input": question, "history": [messages]}`` to continue a conversation."""
 
@@ -261,6 +263,8 @@ class Agent(Runnable[AgentInput, AgentResult]):
     def _bind(self, toolbox: Toolbox) -> ChatRunnable:
         key = tuple(toolbox.names)
         if key not in self._bound:
+            if len(self._bound) >= _BOUND_CACHE:  # understanding may offer a different subset for every question
+                self._bound.pop(next(iter(self._bound)))
             self._bound[key] = self.planner.bind(self.llm, toolbox)
         return self._bound[key]
 

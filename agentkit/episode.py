@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agentkit.planner import ChatRunnable, Planner, ToolRequest, Turn
+from agentkit.planner import ChatRunnable, Planner, ToolRequest, Turn, _as_text_reply
 from agentkit.protocols import Recollection
 from agentkit.steps import Action, AgentResult, Final, FormatError, Observation, Status, Step, Thought
 from agentkit.toolbox import Toolbox
@@ -177,7 +177,7 @@ class _Episode:
         reply = yield from self._call(self.spec.planner.bind_final(self.spec.llm))
         if isinstance(reply, AgentResult):
             return reply
-        self.messages.append(AIMessage(content=reply.content))
+        self.messages.append(_as_text_reply(reply, str(reply.text)))
         answer = self.spec.planner.read_final(reply)
         if answer is None:
             return self._finish("max_steps", error="The model gave no answer when its steps ran out.")

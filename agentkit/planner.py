@@ -138,7 +138,7 @@ class ReActPlanner(Planner):
 
     def read(self, reply: BaseMessage, toolbox: Toolbox) -> Turn:  # noqa: D102
         text = cut_at_observation(_text(reply))
-        message = AIMessage(content=text)
+        message = _as_text_reply(reply, text)
         parsed = parse_react(text)
         if isinstance(parsed, ParsedFinal):
             return Turn(message, parsed.thought, final=parsed.answer)
@@ -250,6 +250,13 @@ def default_planner(llm: BaseChatModel) -> Planner:
     if type(llm).bind_tools is not BaseChatModel.bind_tools:
         return ToolCallingPlanner()
     return ReActPlanner()
+
+
+def _as_text_reply(reply: BaseMessage, text: str) -> AIMessage:
+    """The reply with `text` as its content and no tool calls, keeping its metadata (usage, token log-probs)."""
+    if isinstance(reply, AIMessage):
+        return reply.model_copy(update={"content": text, "tool_calls": [], "invalid_tool_calls": []})
+    return AIMessage(content=text)
 
 
 def _text(message: BaseMessage) -> str:
