@@ -1,7 +1,7 @@
 """Parse classic ReAct text (Thought / Action / Action Input / Final Answer) in linear time.
 
-The parser is a single pass over lines with fixed-width label checks and no backtracking regular expression, so a
-megabyte of garbage costs milliseconds (LangChain's ReAct regex is quadratic on some inputs).
+The parser finds label lines with one linear-time regular expression (every repetition bounded) and reads only
+the sections the rules need, stopping early, so a megabyte of garbage costs milliseconds.
 
 Rules, in order:
 
@@ -20,26 +20,36 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ParseFailure", "ParsedAction", "ParsedFinal", "cut_at_observation", "drop_think", "parse_react"]
 
-_LABELS = {
+_KINDS = {
     "thought": "thought",
     "action": "action",
-    "action input": "input",
-    "action_input": "input",
     "actioninput": "input",
     "input": "input",
-    "final answer": "final",
-    "final_answer": "final",
     "finalanswer": "final",
     "observation": "observation",
 }
-_MAX_LABEL = 24  # longest label plus markdown and spaces: the colon must come this early to count
+# A label starts a line, may be wrapped in markdown (``**Action:**``) and ends with a colon. Every repetition is
+# bounded and the label words share no characters with the decoration, so matching stays linear: a megabyte of
+# garbage is scanned at C speed, and only label lines reach Python.
+_DECORATION = r"[ \t*_`#>]{0,6}"
+_LABEL = re.compile(
+    rf"^{_DECORATION}(thought|action[ \t_]{{0,3}}input|action|input|final[ \t_]{{0,3}}answer|observation)"
+    rf"{_DECORATION}:[ \t*_]*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_OBSERVATION = re.compile(rf"^{_DECORATION}observation{_DECORATION}:", re.IGNORECASE | re.MULTILINE)
+_DECISIVE = re.compile(
+    rf"^{_DECORATION}(action(?![ \t_]{{0,3}}input)|final[ \t_]{{0,3}}answer|observation){_DECORATION}:[ \t*_]*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_INPUT = re.compile(rf"^{_DECORATION}(?:action[ \t_]{{0,3}})?input{_DECORATION}:", re.IGNORECASE | re.MULTILINE)
 _MAX_LITERAL = 20_000  # ast.literal_eval is only tried on inputs this small: its cost is not linear
-_DECORATION = " \t*_`#>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,80 +104,102 @@ def parse_react(text: str) -> ParsedAction | ParsedFinal | ParseFailure:
     Returns:
         The action or final answer it holds, or a failure whose reason can be shown to the model.
     """
-    sections = _sections(drop_think(text))
-    thought = _first(sections, "thought")
-    order = [kind for kind, _ in sections if kind in ("action", "final")]
-    if not order:
-        if _first(sections, "input") is not None:
-            return ParseFailure("'Action Input:' was given without an 'Action:' line naming the tool.", thought or "")
+    scan = _Scan.of(drop_think(text))
+    thought = scan.thought.strip()
+    if scan.decision is None:
+        if scan.orphan_input:
+            return ParseFailure("'Action Input:' was given without an 'Action:' line naming the tool.", thought)
         return ParseFailure(
             "No 'Action:' or 'Final Answer:' found. Either call a tool with 'Action:' and 'Action Input:' "
             "lines, or answer with a 'Final Answer:' line.",
-            thought or "",
+            thought,
         )
-    if order[0] == "final":
-        answer = (_first(sections, "final") or "").strip()
-        if not answer:
-            return ParseFailure("'Final Answer:' is empty. Write the answer after it.", thought or "")
-        return ParsedFinal(thought or "", answer)
-    return _action(sections, thought or "")
-
-
-def _action(sections: list[tuple[str, str]], thought: str) -> ParsedAction | ParseFailure:
-    index = next(i for i, (kind, _) in enumerate(sections) if kind == "action")
-    first_line = sections[index][1].strip().split("\n", 1)[0]
-    tool, inline = _split_call(first_line)
+    body = scan.body.strip()
+    if scan.decision == "final":
+        if not body:
+            return ParseFailure("'Final Answer:' is empty. Write the answer after it.", thought)
+        return ParsedFinal(thought, body)
+    tool, inline = _split_call(body.split("\n", 1)[0])
     if not tool:
         return ParseFailure("'Action:' does not name a tool.", thought)
-    # The input belongs to this action only if it comes before any other action or answer.
-    raw = inline
-    for kind, body in sections[index + 1 :]:
-        if kind == "input":
-            raw = body
-            break
-        if kind in ("action", "final"):
-            break
-    raw = _strip_fence(raw.strip())
+    raw = _strip_fence((scan.input if scan.input is not None else inline).strip())
     return ParsedAction(thought, tool, raw, _parse_value(raw))
 
 
-def _sections(text: str) -> list[tuple[str, str]]:
-    """Split text into (label, body) pairs; text before the first label counts as a thought."""
-    sections: list[tuple[str, list[str]]] = [("thought", [])]
-    for line in text.splitlines():
-        label, rest = _label(line)
-        if label == "observation":
-            break
-        if label is None:
-            sections[-1][1].append(line)
-        else:
-            sections.append((label, [rest]))
-    out = [(kind, "\n".join(lines).strip()) for kind, lines in sections]
-    # An empty leading pseudo-thought is noise; an explicit empty "Thought:" is kept harmlessly.
-    return out[1:] if not out[0][1] else out
+class _Scan:
+    """What the rules need from an output, found in one pass that stops as soon as the rest cannot matter.
+
+    Attributes:
+        thought: The reasoning: text before the first label, else the first ``Thought:`` section, as long as it
+            comes before the action or answer.
+        decision: ``"action"`` or ``"final"``, whichever label came first; None when neither did.
+        body: That section's text.
+        input: The ``Action Input:`` section that directly follows the action, if any.
+        orphan_input: Whether an ``Action Input:`` appeared with no action before it.
+    """
+
+    __slots__ = ("body", "decision", "input", "orphan_input", "thought")
+
+    def __init__(self) -> None:
+        self.thought = ""
+        self.decision: str | None = None
+        self.body = ""
+        self.input: str | None = None
+        self.orphan_input = False
+
+    @classmethod
+    def of(cls, text: str) -> _Scan:
+        scan = cls()
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        label = _LABEL.search(text)
+        if text[: label.start() if label else len(text)].strip():
+            scan.thought = text[: label.start()] if label else text
+        while label is not None:
+            kind = _kind(label)
+            if kind == "observation":
+                break  # whatever follows was invented by the model
+            after = _LABEL.search(text, label.end())
+            body = text[label.end() : after.start() if after else len(text)]
+            if kind in ("action", "final"):
+                scan.decision, scan.body = kind, body
+                if kind == "action" and after is not None and _kind(after) == "input":
+                    following = _LABEL.search(text, after.end())
+                    scan.input = text[after.end() : following.start() if following else len(text)]
+                break
+            if kind == "thought" and not scan.thought:
+                scan.thought = body
+                label = after
+                continue
+            # A later thought or a stray input changes nothing: jump to the next label that can decide, noting
+            # any input skipped on the way (the error message names it).
+            start = label.end()
+            label = _DECISIVE.search(text, start)
+            scan.orphan_input = (
+                scan.orphan_input
+                or kind == "input"
+                or _INPUT.search(text, start, label.start() if label else len(text)) is not None
+            )
+        return scan
 
 
-def _label(line: str) -> tuple[str | None, str]:
-    head = line[: _MAX_LABEL + 1]
-    colon = head.find(":")
-    if colon <= 0:
-        return None, line
-    name = " ".join(head[:colon].strip(_DECORATION).lower().split())
-    kind = _LABELS.get(name)
-    if kind is None:
-        return None, line
-    # Emphasis after the label goes (``**Action:** x``); backticks stay, they may open a code fence.
-    return kind, line[colon + 1 :].lstrip(" \t*_")
+def _kind(label: re.Match[str]) -> str:
+    return _KINDS[_squash(label.group(1))]
 
 
-def _first(sections: list[tuple[str, str]], kind: str) -> str | None:
-    return next((body for k, body in sections if k == kind), None)
+def _squash(label: str) -> str:
+    return "".join(label.lower().split()).replace("_", "")
 
 
 def drop_think(text: str) -> str:
-    """Drop a leading ``<think>...</think>`` block (reasoning models' scratchpad is not part of the reply)."""
+    """Drop a leading reasoning block: a reasoning model's scratchpad is not part of its reply.
+
+    The block is ``<think>...</think>``, or ``...</think>`` alone when the chat template opened it in the prompt.
+    """
     end = text.find("</think>")
-    if end != -1 and text.lstrip().startswith("<think>"):
+    if end == -1:
+        return text
+    start = text.find("<think>", 0, end)
+    if start == -1 or not text[:start].strip():
         return text[end + len("</think>") :]
     return text
 
@@ -232,9 +264,5 @@ def cut_at_observation(text: str) -> str:
     Returns:
         The output up to (not including) its first observation line, right-stripped.
     """
-    offset = 0
-    for line in text.splitlines(keepends=True):
-        if _label(line)[0] == "observation":
-            return text[:offset].rstrip()
-        offset += len(line)
-    return text.rstrip()
+    match = _OBSERVATION.search(text)
+    return (text[: match.start()] if match else text).rstrip()

@@ -155,13 +155,24 @@ class Toolbox:
 def _as_tool(item: ToolLike) -> BaseTool:
     if isinstance(item, BaseTool):
         tool = item
+    elif isinstance(item, type) and issubclass(item, BaseTool):
+        # The class is callable too, and LangChain would wrap its constructor as a tool.
+        raise ConfigError(f"{item.__name__} is a tool class: pass an instance, {item.__name__}(...).")
     elif callable(item):
         if not (getattr(item, "__doc__", None) or "").strip():
             raise ConfigError(
                 f"Function {getattr(item, '__name__', item)!r} has no docstring. Add one: its first line tells "
                 "the model what the tool does (an 'Args:' section describes each argument)."
             )
-        tool = make_tool(item, parse_docstring=True, error_on_invalid_docstring=False)
+        try:
+            tool = make_tool(item, parse_docstring=True, error_on_invalid_docstring=False)
+        except ValueError as exc:
+            # LangChain refuses callables without a __name__ (partials, callable objects) and docstrings with
+            # only an 'Args:' section and no summary line.
+            raise ConfigError(
+                f"{getattr(item, '__name__', item)!r} cannot be made a tool: {exc} Pass a plain function whose "
+                "docstring starts with what the tool does, or build one with StructuredTool.from_function(...)."
+            ) from exc
     else:
         raise ConfigError(f"{item!r} is not a tool: pass a LangChain BaseTool or a typed function with a docstring.")
     if not (tool.description or "").strip():
