@@ -18,6 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -231,7 +232,7 @@ class ToolCallingPlanner(Planner):
         # The budget note rides on the last tool message: a user message here would break templates that
         # require strict role alternation (langchain#15232).
         last = messages[-1]
-        last.content = f"{last.content}\n{render('steps_left.jinja', steps_left=steps_left)}"
+        last.content = f"{last.content}\n{_steps_left_note(steps_left)}"
         return messages
 
     def reject(self, turn: Turn, toolbox: Toolbox) -> list[BaseMessage]:  # noqa: D102
@@ -250,6 +251,11 @@ def default_planner(llm: BaseChatModel) -> Planner:
     if type(llm).bind_tools is not BaseChatModel.bind_tools:
         return ToolCallingPlanner()
     return ReActPlanner()
+
+
+@lru_cache(maxsize=64)
+def _steps_left_note(steps_left: int) -> str:
+    return render("steps_left.jinja", steps_left=steps_left)  # rendered once per count: it is on every step
 
 
 def _as_text_reply(reply: BaseMessage, text: str) -> AIMessage:

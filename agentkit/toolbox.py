@@ -43,6 +43,7 @@ class Toolbox:
                 )
             self._tools[wrapped.name] = wrapped
         # Schemas are rendered once: pydantic's model_json_schema costs far more than a model-free step.
+        self._models = {name: tool.tool_call_schema for name, tool in self._tools.items()}
         self._schemas = {name: _schema(tool) for name, tool in self._tools.items()}
         # Forgiving lookup for text formats: small models write `Calculator` or `read-file`.
         self._loose = {_loose_key(name): name for name in self._tools}
@@ -125,8 +126,7 @@ class Toolbox:
         Returns:
             None when valid, else a short explanation written for the model.
         """
-        tool = self._tools[name]
-        schema = tool.tool_call_schema
+        schema = self._models[name]
         if isinstance(schema, type) and issubclass(schema, BaseModel):
             try:
                 schema.model_validate(dict(args))

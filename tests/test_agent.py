@@ -199,15 +199,37 @@ def test_max_steps_in_react_mode_and_a_last_reply_without_answer_label():
     assert llm.calls[-1].stop is None
 
 
-def test_wall_clock_timeout_stops_a_hanging_model():
-    def hang(messages: Sequence[BaseMessage]) -> str:
-        time.sleep(3)
-        return "late"
+def test_wall_clock_timeout_stops_a_model_busy_in_python():
+    # A local model generates token by token in Python: the alarm stops it between two steps.
+    def generate_forever(messages: Sequence[BaseMessage]) -> str:
+        while True:
+            pass
 
     started = time.monotonic()
-    result = Agent(llm=ScriptedChatModel(responses=[hang]), tools=TOOLS, timeout=0.5).invoke("q")
-    assert time.monotonic() - started < 1.5
+    result = Agent(llm=ScriptedChatModel(responses=[generate_forever]), tools=TOOLS, timeout=0.5).invoke("q")
+    assert time.monotonic() - started < 1.0
     assert result.status == "timeout" and "0.5 s" in (result.error or "")
+    assert result.answer is None
+
+
+def test_a_late_reply_from_a_model_blocked_in_c_is_discarded():
+    def blocked(messages: Sequence[BaseMessage]) -> str:
+        time.sleep(0.8)  # a C call: it returns before the alarm can stop it
+        return react_final("late")
+
+    started = time.monotonic()
+    result = Agent(llm=ScriptedChatModel(responses=[blocked]), tools=TOOLS, timeout=0.3).invoke("q")
+    assert 0.8 <= time.monotonic() - started < 1.5
+    assert result.status == "timeout" and result.answer is None
+
+
+def test_the_alarm_never_fires_after_the_episode():
+    agent = Agent(llm=ScriptedChatModel(responses=[answer_by_question], repeat=True), tools=TOOLS, timeout=0.2)
+    for _ in range(20):
+        assert agent.invoke("ACME").status == "finished"
+    time.sleep(0.4)  # every episode's deadline passes here, outside any model call
+    total = sum(range(200_000))  # plenty of bytecodes for a stray exception to land in
+    assert total == 19_999_900_000
 
 
 async def test_wall_clock_timeout_cancels_an_async_model_call():
