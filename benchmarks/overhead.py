@@ -5,9 +5,10 @@ and the same scripted replies: an episode with S tool steps is S model turns tha
 turn that answers. The model answers instantly and the tool returns ``a + b``, so what is timed is the frameworks'
 own work per step: building prompts, reading replies, callbacks, validation, dispatching the tool, threads.
 
-Each agent is built once per S and invoked many times; runs of the two frameworks are interleaved so that drift in
-machine load hits both alike. Every timed run is checked afterwards (status, number of tool executions, answer), so
-a broken run can never be timed as a fast one.
+Each agent is built once per S (construction is not timed) and invoked many times; all timed runs, of every
+framework and every S, are shuffled into one schedule so that drift in machine load hits them alike. Every timed run
+is checked afterwards (status, number of tool executions, their outputs, the answer), so a broken run can never be
+timed as a fast one. Both wall-clock and process CPU time are recorded; the goal is judged on wall-clock.
 
 Figures:
 
@@ -15,7 +16,8 @@ Figures:
 * per-step cost, the slope of the median episode time over S (``(t(S_max) - t(S_min)) / (S_max - S_min)``), which
   cancels the fixed per-episode cost; the goal compares these slopes: agentkit <= 0.5x LangChain;
 * a hand-written loop (the same model and tool calls with no framework at all) as the floor, to show each
-  framework's cost net of the LangChain model and tool calls both of them make.
+  framework's cost net of the LangChain model and tool calls both of them make;
+* agentkit with ``timeout=None`` (model calls on the calling thread instead of a worker thread), for information.
 
 Run ``python benchmarks/overhead.py`` (``--quick`` for a short run, ``--json PATH`` to save the figures).
 """
@@ -127,7 +129,7 @@ def langchain_contender(n: int) -> Contender:
     graph = create_agent(model=llm, tools=[add])
     # LangGraph counts each node as one superstep: 2 per tool step, above its default limit of 25 for S >= 12.
     config: RunnableConfig = {"recursion_limit": 4 * n + 10}
-    payload = {"messages": [{"role": "user", "content": QUESTION}]}
+    payload: Any = {"messages": [{"role": "user", "content": QUESTION}]}
 
     def check(state: Any) -> str | None:
         messages = state["messages"]
@@ -187,18 +189,22 @@ def run_once(contender: Contender) -> tuple[int, int]:
     return elapsed, cpu
 
 
-def measure(contenders: list[Contender], runs: int, warmup: int) -> None:
-    """Warm each contender up, then time `runs` rounds, interleaving contenders in a rotating order."""
+def measure(contenders: list[Contender], runs: dict[int, int], warmup: int, seed: int = 0) -> None:
+    """Warm every contender up, then time them all in one shuffled schedule.
+
+    Every (contender, S) pair gets ``runs[S]`` timed runs, spread at random over the whole measurement, so drift in
+    machine load (other processes, frequency scaling) falls on all pairs alike instead of on whichever ran last.
+    """
     for contender in contenders:
         for _ in range(warmup):
             run_once(contender)
+    schedule = [c for c in contenders for _ in range(runs[c.n_tool_steps])]
+    random.Random(seed).shuffle(schedule)
     gc.collect()
-    for i in range(runs):
-        shift = i % len(contenders)
-        for contender in contenders[shift:] + contenders[:shift]:
-            wall, cpu = run_once(contender)
-            contender.wall_ns.append(wall)
-            contender.cpu_ns.append(cpu)
+    for contender in schedule:
+        wall, cpu = run_once(contender)
+        contender.wall_ns.append(wall)
+        contender.cpu_ns.append(cpu)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -238,7 +244,7 @@ def bootstrap_ratio(
 
 
 def machine_info() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
@@ -368,7 +374,7 @@ def report(summaries: dict[str, dict[str, Any]], samples: dict[str, Samples], in
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 20], help="tool steps per episode (S)")
-    parser.add_argument("--runs", type=int, nargs="+", help="timed runs for each S (default 300 150 60)")
+    parser.add_argument("--runs", type=int, nargs="+", help="timed runs for each S (default 300 150 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs per contender and S")
     parser.add_argument("--quick", action="store_true", help="a short run (30/20/10 runs, 3 warmup)")
     parser.add_argument("--no-floor", action="store_true", help="skip the hand-written loop")
@@ -378,7 +384,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup = min(args.warmup, 3)
-    defaults = [30, 20, 10] if args.quick else [300, 150, 60]
+    defaults = [30, 20, 10] if args.quick else [300, 150, 100]
     if args.runs is None:
         args.runs = [defaults[min(i, len(defaults) - 1)] for i in range(len(args.steps))]
     if len(args.runs) == 1:
@@ -395,18 +401,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.pop(variable, None)
     info = machine_info()
     started = time.monotonic()
-    samples: dict[str, Samples] = {"wall": {}, "cpu": {}}
-    for steps, runs in zip(args.steps, args.runs, strict=True):
-        contenders = [agentkit_contender(steps), langchain_contender(steps)]
+    contenders: list[Contender] = []
+    for steps in args.steps:
+        contenders += [agentkit_contender(steps), langchain_contender(steps)]
         if not args.no_variants:
             contenders.append(agentkit_contender(steps, timeout=None, name="agentkit (timeout=None)"))
         if not args.no_floor:
             contenders.append(hand_loop_contender(steps))
-        print(f"S={steps}: {runs} runs x {len(contenders)} contenders ...", file=sys.stderr, flush=True)
-        measure(contenders, runs, args.warmup)
-        for contender in contenders:
-            samples["wall"].setdefault(contender.name, {})[steps] = [ns / 1e6 for ns in contender.wall_ns]
-            samples["cpu"].setdefault(contender.name, {})[steps] = [ns / 1e6 for ns in contender.cpu_ns]
+    runs = dict(zip(args.steps, args.runs, strict=True))
+    total = sum(runs[c.n_tool_steps] for c in contenders)
+    print(f"Timing {total} episodes ({len(contenders)} contender x S pairs) ...", file=sys.stderr, flush=True)
+    measure(contenders, runs, args.warmup)
+    samples: dict[str, Samples] = {"wall": {}, "cpu": {}}
+    for contender in contenders:
+        samples["wall"].setdefault(contender.name, {})[contender.n_tool_steps] = [ns / 1e6 for ns in contender.wall_ns]
+        samples["cpu"].setdefault(contender.name, {})[contender.n_tool_steps] = [ns / 1e6 for ns in contender.cpu_ns]
     info["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     info["seconds"] = time.monotonic() - started
     summaries = {metric: summarise(by_name) for metric, by_name in samples.items()}
