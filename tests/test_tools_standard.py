@@ -45,11 +45,12 @@ class FileToolParams:
     root: Path
 
     @pytest.fixture(autouse=True, scope="class")
-    def _workspace(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    @classmethod
+    def _workspace(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         # Properties cannot take fixtures, so the folder is stored on the class for `tool_constructor`.
         root = tmp_path_factory.mktemp("workspace")
         (root / "notes.txt").write_text("hello from the workspace\n", encoding="utf-8")
-        request.cls.root = root
+        cls.root = root
         yield
 
 
