@@ -24,7 +24,8 @@ from langchain_core.runnables.config import (
     patch_config,
 )
 
-from agentkit.episode import CallModel, EpisodeSpec, ModelFailure, RunTools, run_episode
+from agentkit.drive import Drive
+from agentkit.episode import CallModel, Effect, EpisodeSpec, ModelFailure, RunTools, run_episode
 from agentkit.errors import ConfigError
 from agentkit.executor import Executor
 from agentkit.hooks import Hook
@@ -171,27 +172,21 @@ class Agent(Runnable[AgentInput, AgentResult]):
             episode_id = uuid.uuid4().hex
             child = self._child_config(config, run, episode_id)
             spec = self._spec(question, history)
-            episode = run_episode(spec, question, episode_id)
             self._start(episode_id, question)
             if spec.deadline is not None:
                 alarm = Alarm(spec.deadline)
-            reply: Any = None
-            while True:
-                try:
-                    effect = episode.send(reply)
-                except StopIteration as stop:
-                    result: AgentResult = stop.value
-                    break
+            drive: Drive[Effect | Step, Any, AgentResult] = Drive(run_episode(spec, question, episode_id), None)
+            for effect in drive:
                 if isinstance(effect, CallModel):
-                    reply = _call_model(effect, child, alarm)
+                    drive.answer = _call_model(effect, child, alarm)
                 elif isinstance(effect, RunTools):
-                    reply = self.executor.run(
+                    drive.answer = self.executor.run(
                         effect.requests, effect.toolbox, step=effect.step, config=child, deadline=spec.deadline
                     )
                 else:
-                    reply = None
                     self._step(episode_id, effect)
                     yield effect
+            result = drive.result
             self._end(result)
         except BaseException as exc:
             run.on_chain_error(exc)
@@ -213,25 +208,19 @@ class Agent(Runnable[AgentInput, AgentResult]):
             child = self._child_config(config, run, episode_id)
             # Understanding and memory may embed or query a store: keep that off the event loop.
             spec = await asyncio.to_thread(self._spec, question, history)
-            episode = run_episode(spec, question, episode_id)
             self._start(episode_id, question)
-            reply: Any = None
-            while True:
-                try:
-                    effect = episode.send(reply)
-                except StopIteration as stop:
-                    result: AgentResult = stop.value
-                    break
+            drive: Drive[Effect | Step, Any, AgentResult] = Drive(run_episode(spec, question, episode_id), None)
+            for effect in drive:
                 if isinstance(effect, CallModel):
-                    reply = await _acall_model(effect, child, spec.deadline)
+                    drive.answer = await _acall_model(effect, child, spec.deadline)
                 elif isinstance(effect, RunTools):
-                    reply = await self.executor.arun(
+                    drive.answer = await self.executor.arun(
                         effect.requests, effect.toolbox, step=effect.step, config=child, deadline=spec.deadline
                     )
                 else:
-                    reply = None
                     self._step(episode_id, effect)
                     yield effect
+            result = drive.result
             await asyncio.to_thread(self._end, result)
         except BaseException as exc:
             await run.on_chain_error(exc)

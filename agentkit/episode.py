@@ -24,7 +24,7 @@ from agentkit.protocols import Recollection
 from agentkit.steps import Action, AgentResult, Final, FormatError, Observation, Status, Step, Thought
 from agentkit.toolbox import Toolbox
 
-__all__ = ["CallModel", "Effect", "EpisodeSpec", "ModelFailure", "RunTools", "run_episode"]
+__all__ = ["CallModel", "Effect", "EpisodeGen", "EpisodeSpec", "ModelFailure", "RunTools", "run_episode"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import inspect
 import json
 import threading
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from langchain_core.runnables.config import get_callback_manager_for_config, pat
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
 from agentkit.approval import Approval, ApprovalCallback, Approve, Deny, Edit
+from agentkit.drive import Drive
 from agentkit.errors import ConfigError
 from agentkit.planner import ToolRequest
 from agentkit.steps import Observation, ObservationStatus
@@ -134,15 +135,12 @@ class Executor:
         Returns:
             One observation per request.
         """
-        slots: list[Observation | _Call] = []
-        for request in requests:
-            checked = self._check(request, toolbox, step)
-            if isinstance(checked, _Call):
-                verdict = self._ask(checked)
-                if inspect.isawaitable(verdict):
-                    verdict = _await_in_thread(verdict)
-                checked = self._apply(verdict, checked, toolbox, step)
-            slots.append(checked)
+        gate: Drive[Approval | Awaitable[Approval], Approval, list[Observation | _Call]] = Drive(
+            self._admit(requests, toolbox, step), True
+        )
+        for question in gate:
+            gate.answer = _await_in_thread(question) if inspect.isawaitable(question) else question
+        slots = gate.result
         calls = [(i, s) for i, s in enumerate(slots) if isinstance(s, _Call)]
         results: list[Observation | _Call] = list(slots)
 
@@ -170,20 +168,28 @@ class Executor:
         deadline: float | None = None,
     ) -> list[Observation]:
         """Async `run`: async tools run on the loop, sync tools on threads, all of one turn at once."""
-        slots: list[Observation | _Call] = []
-        for request in requests:
-            checked = self._check(request, toolbox, step)
-            if isinstance(checked, _Call):
-                verdict = self._ask(checked)
-                if inspect.isawaitable(verdict):
-                    verdict = await verdict
-                checked = self._apply(verdict, checked, toolbox, step)
-            slots.append(checked)
+        gate: Drive[Approval | Awaitable[Approval], Approval, list[Observation | _Call]] = Drive(
+            self._admit(requests, toolbox, step), True
+        )
+        for question in gate:
+            gate.answer = await question if inspect.isawaitable(question) else question
+        slots = gate.result
         pending = [self._arun_one(s, step, config, deadline) for s in slots if isinstance(s, _Call)]
         done = iter(await asyncio.gather(*pending))
         return [s if isinstance(s, Observation) else next(done) for s in slots]
 
     # -- checking -------------------------------------------------------------------------------------------
+
+    def _admit(self, requests: Sequence[ToolRequest], toolbox: Toolbox, step: int) -> _Admission:
+        """Check each request, yielding the approval question for each valid one (answered one at a time)."""
+        slots: list[Observation | _Call] = []
+        for request in requests:
+            checked = self._check(request, toolbox, step)
+            if isinstance(checked, _Call):
+                verdict = yield self._ask(checked)
+                checked = self._apply(verdict, checked, toolbox, step)
+            slots.append(checked)
+        return slots
 
     def _check(self, request: ToolRequest, toolbox: Toolbox, step: int) -> Observation | _Call:
         name = toolbox.resolve(request.tool)
@@ -299,6 +305,9 @@ class Executor:
             content = _serialise(outcome.value)
         content = _truncate(call.note + content, self.max_output_chars)
         return Observation(step, call.request.tool, call.request.call_id, content, status, seconds)
+
+
+_Admission = Generator[Approval | Awaitable[Approval], Approval, list[Observation | _Call]]
 
 
 def _refusal(request: ToolRequest, step: int, status: ObservationStatus, content: str) -> Observation:
