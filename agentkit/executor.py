@@ -113,6 +113,10 @@ class Executor:
                 f"Executor settings name tools the agent does not have: {', '.join(unknown)}. "
                 f"Its tools are: {', '.join(toolbox.names) or '(none)'}."
             )
+        for tool in toolbox.tools:
+            chosen = (tool.metadata or {}).get("isolation", self.isolation)
+            if chosen not in ("thread", "process"):
+                raise ConfigError(f"Tool {tool.name!r} has metadata isolation={chosen!r}; use 'thread' or 'process'.")
 
     def run(
         self,
@@ -144,8 +148,13 @@ class Executor:
         calls = [(i, s) for i, s in enumerate(slots) if isinstance(s, _Call)]
         results: list[Observation | _Call] = list(slots)
 
+        failures: list[BaseException] = []
+
         def work(index: int, call: _Call) -> None:
-            results[index] = self._run_one(call, step, config, deadline)
+            try:
+                results[index] = self._run_one(call, step, config, deadline)
+            except BaseException as exc:  # tool faults are already observations: this is ours, so re-raise it
+                failures.append(exc)
 
         if len(calls) == 1:
             work(*calls[0])
@@ -156,6 +165,8 @@ class Executor:
                 waiter.start()
             for waiter in waiters:
                 waiter.join()
+        if failures:
+            raise failures[0]
         return [r for r in results if isinstance(r, Observation)]
 
     async def arun(
@@ -251,10 +262,7 @@ class Executor:
         return max(0.0, min(call.timeout, deadline - time.monotonic()))
 
     def _isolation(self, tool: BaseTool) -> Isolation:
-        chosen = (tool.metadata or {}).get("isolation", self.isolation)
-        if chosen not in ("thread", "process"):
-            raise ConfigError(f"Tool {tool.name!r} has metadata isolation={chosen!r}; use 'thread' or 'process'.")
-        return chosen  # type: ignore[no-any-return]  # checked just above
+        return (tool.metadata or {}).get("isolation", self.isolation)  # type: ignore[no-any-return]  # see check()
 
     def _run_one(self, call: _Call, step: int, config: RunnableConfig | None, deadline: float | None) -> Observation:
         limit = self._limit(call, deadline)

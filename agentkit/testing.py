@@ -17,11 +17,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import ipaddress
-import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,21 +37,16 @@ from agentkit.steps import AgentResult, Final
 __all__ = [
     "OFFLINE_ENV",
     "NetworkBlockedError",
-    "Reply",
     "ScriptExhaustedError",
     "ScriptedCall",
     "ScriptedChatModel",
     "block_network",
     "kinds",
-    "offline_env",
     "react",
     "react_final",
     "tool_call",
     "tool_reply",
 ]
-
-Reply = str | AIMessage | Callable[[Sequence[BaseMessage]], Any]
-"""One scripted reply: text, a message (for tool calls), or a (sync or async) function of the conversation."""
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -206,21 +200,6 @@ def kinds(result: AgentResult) -> list[str]:
             name = "final(forced)"
         names.append(name)
     return names
-
-
-@contextlib.contextmanager
-def offline_env() -> Iterator[None]:
-    """Set the Hugging Face offline variables (and chromadb's telemetry off) for the duration."""
-    saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
-    os.environ.update(OFFLINE_ENV)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager

@@ -430,3 +430,6 @@ def test_configuration_errors_are_raised_at_construction():
         Executor(timeouts={"add": 0})
     with pytest.raises(ConfigError, match="isolation"):
         Executor(isolation="container")  # type: ignore[arg-type]
+    boxed = StructuredTool.from_function(add.func, name="boxed", metadata={"isolation": "docker"})
+    with pytest.raises(ConfigError, match="isolation='docker'"):
+        Agent(llm=ScriptedChatModel(), tools=[boxed])
