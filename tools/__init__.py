@@ -22,13 +22,13 @@ import os
 
 from langchain_core.tools import BaseTool
 
-# Relative imports: this folder installs as agentkit.tools, so its modules never name their own package.
-from .calculator import calculator
-from .current_time import current_time
-from .list_dir import list_dir, make_list_dir
-from .read_file import make_read_file, read_file
-from .workspace import Workspace
-from .write_file import make_write_file, write_file
+# Absolute imports: this folder installs as agentkit.tools (a bare `tools` is the repository folder).
+from agentkit.tools.calculator import calculator
+from agentkit.tools.current_time import current_time
+from agentkit.tools.list_dir import list_dir, make_list_dir
+from agentkit.tools.read_file import make_read_file, read_file
+from agentkit.tools.workspace import Workspace
+from agentkit.tools.write_file import make_write_file, write_file
 
 __all__ = [
     "Workspace",

@@ -7,7 +7,7 @@ import os
 from langchain_core.tools import BaseTool, ToolException, tool
 
 # ruff resolves relative imports to the bare `tools` folder, which the repo bans for *absolute* imports.
-from .workspace import Workspace
+from agentkit.tools.workspace import Workspace
 
 __all__ = ["make_write_file", "write_file"]
 
