@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from tinymodels import GREETING, RUNAWAY, THOUGHTFUL, WEATHER_CALLS, weather_schema
 
 from agentkit.testing import OFFLINE_ENV, block_network
 
@@ -17,3 +20,42 @@ os.environ.update(OFFLINE_ENV)
 def _offline() -> Iterator[None]:
     with block_network():
         yield
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tiny real transformers models, built and trained locally once per test session (see agentkit.llm.tiny)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised tiny Llama with a Hermes (Qwen-style) chat template, saved like a Hub checkpoint."""
+    from agentkit.llm.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def chat_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model trained to answer a few prompts exactly (greedy decoding reproduces the replies).
+
+    * "hi" -> the greeting, followed by a runaway ReAct observation that a stop string must cut;
+    * "weather in Paris and Tokyo?" with `get_weather` bound -> two Hermes tool calls in one turn;
+    * "capital of France?" -> a <think> block, then the answer.
+    """
+    from langchain_core.messages import HumanMessage
+    from transformers import AutoTokenizer
+
+    from agentkit.llm.prompt import render_prompt
+    from agentkit.llm.tiny import train_to_say
+
+    out = tmp_path_factory.mktemp("chat") / "model"
+    shutil.copytree(tiny_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    texts = [
+        (render_prompt(tokenizer, [HumanMessage("hi")], None), GREETING + RUNAWAY),
+        (render_prompt(tokenizer, [HumanMessage("weather in Paris and Tokyo?")], [weather_schema()]), WEATHER_CALLS),
+        (render_prompt(tokenizer, [HumanMessage("capital of France?")], None), THOUGHTFUL),
+    ]
+    train_to_say(out, texts, steps=400)
+    return out

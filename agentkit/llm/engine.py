@@ -1,0 +1,259 @@
+"""The engine behind `LocalChatModel`: one worker per model, dynamic batching, and a prefix KV cache.
+
+Every call, sync or async, from any thread, becomes a `Request` on the engine's queue. One worker thread owns the
+device: it takes the oldest request, joins to it the queued requests that share its generation settings (up to
+`max_batch_size`), and runs them as one left-padded `generate` call. N concurrent episodes (``agent.batch``,
+concurrent ``ainvoke``) therefore share one model and batch their steps instead of fighting over the device.
+
+After each call the worker keeps the row's keys and values in a small LRU `PrefixStore`. The next step of the same
+episode renders a prompt that starts with the previous prompt and reply, so its longest common token prefix with a
+stored entry is prefilled from the cache and only the new tokens run through the model. The match is on token ids,
+so a template that re-renders earlier turns differently just matches less (down to a full prefill), never wrongly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, run_batch
+
+__all__ = ["Engine", "EngineStats", "PrefixStore", "Request"]
+
+
+@dataclass(slots=True)
+class Request:
+    """One generation request.
+
+    Attributes:
+        row: The prompt and its per-row options.
+        settings: Generation settings; requests with equal settings can share a batch.
+        future: Resolved with the `Generated` result, or the exception the worker met.
+    """
+
+    row: Row
+    settings: GenerationSettings
+    future: Future[Generated] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters since the engine started (or since `reset`), for benchmarks and tuning.
+
+    Attributes:
+        calls: Rows generated.
+        batches: `generate` calls made (several rows share one when batched).
+        prompt_tokens: Prompt tokens over all rows.
+        prefilled_tokens: Prompt tokens that went through the model; the rest came from the prefix cache.
+        generated_tokens: Tokens generated.
+        generate_seconds: Wall time spent in the model (prefill and generate).
+    """
+
+    calls: int = 0
+    batches: int = 0
+    prompt_tokens: int = 0
+    prefilled_tokens: int = 0
+    generated_tokens: int = 0
+    generate_seconds: float = 0.0
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        self.calls = self.batches = self.prompt_tokens = self.prefilled_tokens = self.generated_tokens = 0
+        self.generate_seconds = 0.0
+
+
+class PrefixStore:
+    """A small LRU of cached token prefixes, looked up by longest common token prefix.
+
+    Entries are never modified: a prefix handed out is a view that generation extends into new tensors, so one entry
+    can serve several episodes (a shared system prompt) and still serve its own episode's next step. Stale entries
+    (earlier steps of an episode) age out of the LRU; an entry wholly contained in a newer one is dropped at once.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[int, Prefix] = OrderedDict()
+        self._next_key = 0
+
+    def take(self, ids: list[int]) -> Prefix | None:
+        """The entry sharing the longest prefix with `ids`, cut to that prefix.
+
+        At least one token of `ids` is left out of the returned prefix: generation needs one to process.
+
+        Args:
+            ids: The new prompt's token ids.
+
+        Returns:
+            The cut entry, or None when no entry shares a first token.
+        """
+        best_key, best_length = -1, 0
+        for key, entry in self._entries.items():
+            length = _common_prefix(entry.ids, ids)
+            if length > best_length:
+                best_key, best_length = key, length
+        length = min(best_length, len(ids) - 1)
+        if length <= 0:
+            return None
+        self._entries.move_to_end(best_key)
+        return self._entries[best_key].cut(length)
+
+    def put(self, prefix: Prefix) -> None:
+        """Store a prefix, evicting the least recently used entry when full."""
+        if self._capacity <= 0 or not prefix.ids:
+            return
+        for key in [k for k, e in self._entries.items() if _common_prefix(e.ids, prefix.ids) == len(e.ids)]:
+            del self._entries[key]
+        self._entries[self._next_key] = prefix
+        self._next_key += 1
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    limit = min(len(a), len(b))
+    if a[:limit] == b[:limit]:  # the common case, compared in C
+        return limit
+    low, high = 0, limit  # invariant: a[:low] == b[:low] and a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+class Engine:
+    """Runs generation requests for one model on one worker thread, batching compatible ones.
+
+    Args:
+        model: A transformers causal LM.
+        tokenizer: Its tokenizer.
+        device: Where the model is.
+        max_batch_size: The most rows in one `generate` call.
+        prefix_cache_size: Cached prefixes kept; two per concurrent episode is plenty. 0 turns prefix reuse off.
+        batch_wait_s: After a batch of several rows, how long the worker waits for as many requests to arrive
+            before running a smaller batch. Episodes that ran in one batch come back within a tool call's time;
+            a single caller never waits.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        *,
+        max_batch_size: int = 8,
+        prefix_cache_size: int = 16,
+        batch_wait_s: float = 0.02,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_batch_size = max(1, max_batch_size)
+        self.batch_wait_s = batch_wait_s
+        self.stats = EngineStats()
+        self.prefixes = PrefixStore(prefix_cache_size if _plain_dynamic_cache(model) else 0)
+        self._reuse = prefix_cache_size > 0 and _plain_dynamic_cache(model)
+        self._pending: deque[Request] = deque()
+        self._ready = threading.Condition()
+        self._last_batch = 1
+        self._worker: threading.Thread | None = None
+
+    def submit(self, request: Request) -> Future[Generated]:
+        """Queue a request; its future resolves when the worker has run it."""
+        with self._ready:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._loop, name="agentkit-llm", daemon=True)
+                self._worker.start()
+            self._pending.append(request)
+            self._ready.notify()
+        return request.future
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            try:
+                self._run(batch)
+            except BaseException as exc:  # the requests' callers get the fault; the worker stays up
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+
+    def _next_batch(self) -> list[Request]:
+        with self._ready:
+            self._ready.wait_for(lambda: bool(self._pending))
+            want = min(self._last_batch, self.max_batch_size)
+            if want > 1:
+                # The episodes of the last batch are running their tools; wait briefly for them to come back.
+                self._ready.wait_for(lambda: len(self._pending) >= want, timeout=self.batch_wait_s)
+            first = self._pending.popleft()
+            batch, rest = [first], deque[Request]()
+            while self._pending:
+                request = self._pending.popleft()
+                if len(batch) < self.max_batch_size and request.settings == first.settings:
+                    batch.append(request)
+                else:
+                    rest.append(request)
+            self._pending = rest
+        live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+        self._last_batch = max(1, len(live))
+        return live
+
+    def _run(self, batch: list[Request]) -> None:
+        live = []
+        for request in batch:
+            if request.row.cancelled is not None and request.row.cancelled.is_set():  # cancelled while queued
+                request.future.set_result(Generated("", "cancelled", None, [], prompt_tokens=len(request.row.ids)))
+            else:
+                live.append(request)
+        if not live:
+            return
+        rows = [request.row for request in live]
+        if self._reuse:
+            for row in rows:
+                row.prefix = self.prefixes.take(row.ids)
+        started = time.perf_counter()
+        settings = live[0].settings
+        results = run_batch(self.model, self.tokenizer, rows, settings, device=self.device, keep_cache=self._reuse)
+        elapsed = time.perf_counter() - started
+        self.stats.batches += 1
+        self.stats.generate_seconds += elapsed
+        for request, result in zip(live, results, strict=True):
+            self.stats.calls += 1
+            self.stats.prompt_tokens += result.prompt_tokens
+            self.stats.prefilled_tokens += result.prefilled_tokens
+            self.stats.generated_tokens += len(result.token_ids)
+            if result.cache is not None:
+                self.prefixes.put(result.cache)
+            request.future.set_result(result)
+
+
+def _plain_dynamic_cache(model: Any) -> bool:
+    """Whether the model's cache is made of plain full-attention dynamic layers, which can be cut and stacked.
+
+    Sliding-window, linear-attention and other hybrid caches cannot be cut back to a prefix; those models run
+    without prefix reuse (a full prefill per step, as every other framework does).
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    try:
+        cache = DynamicCache(config=config)
+    except Exception:  # an exotic config the cache cannot read: do not guess
+        return False
+    return all(type(layer) is DynamicLayer for layer in cache.layers)

@@ -1,0 +1,298 @@
+"""One batched `generate` call: prefix KV reuse, stop strings that stop, stop reasons and log-probabilities.
+
+A batch is a list of `Row`s that share generation settings. Each row may bring a `Prefix`: the keys and values the
+model already computed for the first tokens of its prompt (an earlier step of the same episode). The row's prompt
+is then prefilled only from there on, so a growing agent transcript costs its new tokens, not its whole history.
+
+How rows are combined: each row is prefilled alone up to its last prompt token (its own cache, no padding), the row
+caches are left-padded into one batch cache, and transformers' `generate` runs the batch from the last prompt tokens,
+masking the padding. That is the layout of ordinary left-padded batched generation, so each row's greedy output is
+the one it gets alone, and with or without a prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "run_batch"]
+
+KV = list[tuple[Any, Any]]
+"""Per layer, the cached (keys, values) tensors of one sequence, each of shape (1, heads, tokens, head size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    """What must be equal for rows to share one `generate` call.
+
+    Attributes:
+        stop: Strings that end generation, matched on text (multi-token safe).
+        max_new_tokens: The generation budget.
+        temperature: 0 for greedy decoding.
+        top_p: Nucleus mass when sampling.
+    """
+
+    stop: tuple[str, ...]
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """Cached keys and values for the first tokens of a prompt.
+
+    Attributes:
+        ids: The token ids the cache holds keys and values for.
+        kv: Per layer, the cached (keys, values) tensors.
+    """
+
+    ids: list[int]
+    kv: KV
+
+    def cut(self, length: int) -> Prefix:
+        """The first `length` tokens of this prefix (views, no copy)."""
+        return Prefix(self.ids[:length], [(k[..., :length, :], v[..., :length, :]) for k, v in self.kv])
+
+
+@dataclass(slots=True)
+class Row:
+    """One prompt to continue.
+
+    Attributes:
+        ids: The prompt's token ids.
+        prefix: Cached keys and values for a prefix of `ids` shorter than `ids`, or None.
+        logprobs: Compute each generated token's log-probability.
+        cancelled: Set from another thread to stop this row at its next token.
+        on_token: Called on the generating thread with each new token id, for streaming.
+    """
+
+    ids: list[int]
+    prefix: Prefix | None = None
+    logprobs: bool = False
+    cancelled: threading.Event | None = None
+    on_token: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """What one row produced.
+
+    Attributes:
+        text: The new text, the stop string and everything after it removed, end-of-sequence tokens dropped.
+        stop_reason: ``"stop"`` (a stop string), ``"eos"``, ``"length"`` (max_new_tokens) or ``"cancelled"``.
+        stop_string: The stop string that ended generation, when one did.
+        token_ids: The generated token ids, as the model produced them (padding after the row ended removed).
+        logprobs: The log-probability of each generated token under the model (empty unless asked for).
+        prompt_tokens: Tokens in the prompt.
+        prefilled_tokens: Prompt tokens the model had to process (the rest came from the prefix cache).
+        cache: The row's keys and values after generation, for reuse by the next step; None when not kept.
+    """
+
+    text: str
+    stop_reason: str
+    stop_string: str | None
+    token_ids: list[int]
+    logprobs: list[float] = field(default_factory=list)
+    prompt_tokens: int = 0
+    prefilled_tokens: int = 0
+    cache: Prefix | None = None
+
+
+def run_batch(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[Row],
+    settings: GenerationSettings,
+    *,
+    device: str,
+    keep_cache: bool,
+) -> list[Generated]:
+    """Continue every row's prompt in one `generate` call.
+
+    Args:
+        model: A transformers causal LM whose cache is made of plain dynamic layers when `keep_cache` is set or a row
+            has a prefix.
+        tokenizer: Its tokenizer.
+        rows: The prompts; each needs at least one token.
+        settings: The generation settings they share.
+        device: Where the model is.
+        keep_cache: Return each row's keys and values, for the next step to reuse.
+
+    Returns:
+        One result per row, in order.
+    """
+    import torch
+    from transformers import DynamicCache, StoppingCriteriaList
+
+    with torch.inference_mode():
+        caches = [_prefill(model, row, device) for row in rows] if keep_cache else None
+        width = max(len(row.ids) for row in rows)
+        pads = [width - len(row.ids) for row in rows]
+        pad_id = _pad_id(tokenizer)
+        input_ids = torch.tensor([[pad_id] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
+        mask = torch.tensor([[0] * p + [1] * len(row.ids) for p, row in zip(pads, rows, strict=True)], device=device)
+        options: dict[str, Any] = {
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": settings.temperature > 0,
+            "pad_token_id": pad_id,
+            "return_dict_in_generate": True,
+            "output_logits": any(row.logprobs for row in rows),
+            "stopping_criteria": StoppingCriteriaList([_Cancelled(rows)]),
+        }
+        if caches is not None:
+            options["past_key_values"] = DynamicCache(ddp_cache_data=_left_pad(caches, pads, torch))
+        if settings.temperature > 0:
+            options.update(temperature=settings.temperature, top_p=settings.top_p)
+        else:  # greedy: unset sampling knobs a model's generation_config may carry, so transformers does not warn
+            options.update(temperature=None, top_p=None, top_k=None)
+        if settings.stop:
+            options.update(stop_strings=list(settings.stop), tokenizer=tokenizer)
+        if any(row.on_token for row in rows):
+            options["streamer"] = _Streamer(rows)
+        output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
+    ends = _end_ids(model, tokenizer)
+    results = []
+    for index, row in enumerate(rows):
+        new = [int(t) for t in output.sequences[index, width:]]
+        padded = False
+        while new and new[-1] == pad_id:  # padding after the row ended, while other rows went on
+            new.pop()
+            padded = True
+        if padded and pad_id in ends:  # the pad is also the end token: keep the one that ended the row
+            new.append(pad_id)
+        scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
+        text, reason, matched = _finish(tokenizer, new, ends, settings, row.cancelled)
+        kept = None
+        if caches is not None:
+            kept = _row_cache(output.past_key_values, index, pads[index], row.ids + new)
+        prefilled = len(row.ids) - (len(row.prefix.ids) if row.prefix is not None else 0)
+        results.append(Generated(text, reason, matched, new, scores, len(row.ids), prefilled, kept))
+    return results
+
+
+def _prefill(model: Any, row: Row, device: str) -> KV:
+    """Compute the row's keys and values for all prompt tokens but the last, starting from its prefix."""
+    import torch
+    from transformers import DynamicCache
+
+    cache: Any = DynamicCache(ddp_cache_data=row.prefix.kv) if row.prefix is not None else DynamicCache()
+    start = len(row.prefix.ids) if row.prefix is not None else 0
+    todo = row.ids[start:-1]
+    if todo:
+        # logits_to_keep=1: the logits of a prefill are not needed, and the vocabulary projection is costly.
+        model(input_ids=torch.tensor([todo], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1)
+    if cache.get_seq_length() == 0:
+        return []
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _left_pad(caches: list[KV], pads: list[int], torch: Any) -> list[tuple[Any, Any]] | None:
+    """Stack row caches into one batch cache, each row left-padded with zeros (the attention mask hides them)."""
+    if all(not kv for kv in caches):
+        return None
+    # A row whose prompt is a single token has an empty cache: give it a zero-length one of the right shape.
+    template = next(kv for kv in caches if kv)
+    layers = []
+    for layer, (k0, v0) in enumerate(template):
+        keys, values = [], []
+        for kv, pad in zip(caches, pads, strict=True):
+            k, v = kv[layer] if kv else (k0[..., :0, :], v0[..., :0, :])
+            keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
+            values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+        layers.append((torch.cat(keys), torch.cat(values)))
+    return layers
+
+
+def _row_cache(cache: Any, index: int, pad: int, ids: list[int]) -> Prefix:
+    """One row's keys and values after generation, without the batch padding; copies when the batch had others."""
+    length = min(len(ids), cache.get_seq_length() - pad)
+    kv = []
+    for layer in cache.layers:
+        k = layer.keys[index : index + 1, :, pad : pad + length, :]
+        v = layer.values[index : index + 1, :, pad : pad + length, :]
+        # A view would keep the whole batch cache alive; alone in its batch the row owns the tensors anyway.
+        kv.append((k, v) if layer.keys.shape[0] == 1 and pad == 0 else (k.clone(), v.clone()))
+    return Prefix(ids[:length], kv)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(pad if pad is not None else 0)
+
+
+def _end_ids(model: Any, tokenizer: Any) -> set[int]:
+    ends = {i for i in (tokenizer.eos_token_id,) if i is not None}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ends.update(configured if isinstance(configured, list) else [] if configured is None else [configured])
+    return ends
+
+
+def _logprobs(logits: Sequence[Any], index: int, new: list[int], torch: Any) -> list[float]:
+    steps = min(len(new), len(logits))
+    if not steps:
+        return []
+    stacked = torch.stack([logits[t][index] for t in range(steps)]).float()  # (tokens, vocab)
+    picked = torch.log_softmax(stacked, dim=-1).gather(-1, torch.tensor(new[:steps]).unsqueeze(-1))
+    return [float(x) for x in picked.squeeze(-1)]
+
+
+def _finish(
+    tokenizer: Any,
+    token_ids: list[int],
+    ends: set[int],
+    settings: GenerationSettings,
+    cancelled: threading.Event | None,
+) -> tuple[str, str, str | None]:
+    hit_end = bool(token_ids) and token_ids[-1] in ends
+    kept = token_ids[:-1] if hit_end else token_ids
+    # Special tokens stay: some mark tool calls ([TOOL_CALLS]); the reply parser removes the ones that are markup.
+    text = tokenizer.decode(kept, skip_special_tokens=False)
+    cuts = [(i, s) for s in settings.stop if (i := text.find(s)) >= 0]
+    if cuts:
+        index, matched = min(cuts)
+        return text[:index], "stop", matched
+    if hit_end:
+        return text, "eos", None
+    if cancelled is not None and cancelled.is_set():
+        return text, "cancelled", None
+    if len(token_ids) >= settings.max_new_tokens:
+        return text, "length", None
+    # Ended early with no end token and no stop string in the decoded text: a stop string that decoding spelled
+    # differently (spaces around special tokens), or a criterion of the model's own.
+    return text, "stop" if settings.stop else "eos", None
+
+
+class _Cancelled:
+    """A stopping criterion: a row ends at its next token once its `cancelled` event is set."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self._events = [row.cancelled for row in rows]
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        flags = [event is not None and event.is_set() for event in self._events]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+class _Streamer:
+    """A transformers streamer for a batch: hands each row its new token ids as they are generated."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self._sinks = [row.on_token for row in rows]
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:  # generate first puts the prompt
+            self._prompt_seen = True
+            return
+        for index, token in enumerate(value.reshape(len(self._sinks), -1)[:, -1].tolist()):
+            sink = self._sinks[index]
+            if sink is not None:  # after its end a row gets padding, which its sink ignores
+                sink(int(token))
+
+    def end(self) -> None:
+        """Called by generate when the batch is done; each row's end is signalled by its result instead."""

@@ -1,0 +1,135 @@
+"""Load a causal LM and its tokenizer through transformers' own `from_pretrained`, offline-first.
+
+A model is looked up locally first (a directory, or the Hugging Face cache). Only when that fails and the hub is not
+switched off (``HF_HUB_OFFLINE``) is a download tried, so an offline machine gets one clear error at once instead
+of a stack of retries.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from agentkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["Quantize", "load_model", "pick_device"]
+
+Quantize = Literal["4bit", "8bit"]
+
+
+def pick_device(device: str) -> str:
+    """``"auto"`` becomes ``"cuda"`` when a GPU is present, else ``"cpu"``; other values pass through."""
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    id_or_path: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    adapter: str | os.PathLike[str] | None = None,
+    quantize: Quantize | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """Load a model, its tokenizer and optionally a PEFT adapter, on the chosen device.
+
+    Args:
+        id_or_path: A local directory or a hub id (found in the local cache when offline).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        dtype: ``"auto"`` (bfloat16 on a GPU that supports it, float32 on the CPU) or a torch dtype name.
+        adapter: A PEFT adapter directory to apply (e.g. the output of ``agentkit dpo``); merged into the weights
+            unless they are quantised.
+        quantize: 4- or 8-bit weights via bitsandbytes; CUDA only, skipped with a warning on the CPU.
+
+    Returns:
+        The model in eval mode, its tokenizer, and the device it is on.
+
+    Raises:
+        ConfigError: When the model or adapter is not available, or a needed package is missing.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where = pick_device(device)
+    name = str(id_or_path)
+    options: dict[str, Any] = {"dtype": _dtype(dtype, where, torch)}
+    if quantize is not None:
+        if where.startswith("cuda"):
+            options["quantization_config"] = _bitsandbytes(quantize)
+            options["device_map"] = where
+        else:
+            warnings.warn(f"quantize={quantize!r} needs CUDA; loading full-precision weights on {where}.", stacklevel=2)
+    tokenizer = _from_pretrained(AutoTokenizer, name, {})
+    model = _from_pretrained(AutoModelForCausalLM, name, options)
+    if "device_map" not in options:
+        model = model.to(where)
+    if adapter is not None:
+        model = _apply_adapter(model, adapter, merge="quantization_config" not in options)
+    model.eval()
+    return model, tokenizer, where
+
+
+def _from_pretrained(factory: Any, name: str, options: dict[str, Any]) -> Any:
+    try:
+        return factory.from_pretrained(name, local_files_only=True, **options)
+    except OSError as local_error:
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or Path(name).exists():
+            raise ConfigError(_unavailable(name, local_error)) from local_error
+    try:
+        return factory.from_pretrained(name, **options)
+    except OSError as error:
+        raise ConfigError(_unavailable(name, error)) from error
+
+
+def _unavailable(name: str, error: BaseException) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"Model {name!r} is not available on this machine ({first}). Pass a local directory saved with "
+        "save_pretrained, or download it where there is network (`hf download <id>`) and copy the cache here."
+    )
+
+
+def _dtype(dtype: str, device: str, torch: Any) -> Any:
+    if dtype != "auto":
+        value = getattr(torch, dtype, None)
+        if not isinstance(value, torch.dtype):
+            raise ConfigError(f"dtype={dtype!r} is not a torch dtype; use 'auto', 'float32', 'bfloat16' or 'float16'.")
+        return value
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    # float32 on the CPU: half precision there is slower, not faster, and less exact.
+    return torch.float32
+
+
+def _bitsandbytes(quantize: Quantize) -> Any:
+    try:
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:  # pragma: no cover - transformers always has it; bitsandbytes may be missing below
+        raise ConfigError("Quantisation needs transformers with bitsandbytes support.") from exc
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("quantize needs the bitsandbytes package: pip install bitsandbytes") from exc
+    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+        load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit"
+    )
+
+
+def _apply_adapter(model: Any, adapter: str | os.PathLike[str], *, merge: bool) -> Any:
+    """Apply a PEFT adapter; merged into the weights when they are not quantised, so decoding costs nothing extra."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ConfigError("Loading an adapter needs the peft package: pip install peft") from exc
+    if not Path(adapter).is_dir():
+        raise ConfigError(f"Adapter directory {str(adapter)!r} does not exist.")
+    adapted = PeftModel.from_pretrained(model, str(adapter))
+    return adapted.merge_and_unload() if merge else adapted

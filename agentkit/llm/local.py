@@ -1,0 +1,394 @@
+"""`LocalChatModel`: a LangChain chat model over a transformers causal LM, built for agents.
+
+What it does that LangChain's `ChatHuggingFace` + `HuggingFacePipeline` do not (langchain#29033, #30453, #27915):
+
+* tools bound with `bind_tools` reach the chat template, and tool calls in the output are parsed into
+  `AIMessage.tool_calls` (Hermes/Qwen, Llama 3.1 JSON and Mistral formats, several per turn);
+* every call honours `stop` with transformers' `stop_strings` (multi-token safe); the stop string is trimmed and the
+  stop reason (``stop``, ``eos``, ``length``) and token usage are in the response metadata;
+* the prompt is never echoed, ``<think>`` blocks are kept out of the answer;
+* each step of an episode prefills only its new tokens: the keys and values of the prompt's longest cached prefix
+  are reused (greedy output is token-for-token the same as without);
+* every call, sync or async, goes through one worker queue per model that batches concurrent calls into one
+  left-padded `generate` (``agent.batch`` of N episodes), and a cancelled call stops generating at its next token;
+* tokens stream (``stream``/``astream``) without ever showing what the final message leaves out;
+* generated token ids and log-probabilities are in the metadata on request (the reward log needs them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent import futures
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, PrivateAttr
+
+from agentkit.llm.engine import Engine, EngineStats, Request
+from agentkit.llm.generate import Generated, GenerationSettings, Row
+from agentkit.llm.loading import Quantize, load_model
+from agentkit.llm.prompt import render_prompt
+from agentkit.llm.streaming import VisibleText
+from agentkit.llm.toolcalls import ToolCallFormat, detect_format, parse_reply
+
+__all__ = ["LocalChatModel"]
+
+
+class LocalChatModel(BaseChatModel):
+    """A chat model that runs a Hugging Face causal LM in this process. Build it with `from_pretrained`.
+
+    The weights load on first use when the model is built with ``LocalChatModel(model_id=...)``, or at once with
+    `from_pretrained`.
+
+    Attributes:
+        model_id: A local directory or a hub id available in the local cache.
+        device: ``"auto"`` (a GPU when present), ``"cpu"``, ``"cuda"``, ...
+        dtype: ``"auto"`` or a torch dtype name such as ``"bfloat16"``.
+        adapter: A PEFT adapter directory to apply.
+        quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
+        max_new_tokens: Generation budget per call.
+        temperature: 0 for greedy decoding; above 0 samples.
+        top_p: Nucleus sampling mass when sampling.
+        tool_format: How tool calls are written by this model; ``"auto"`` detects it from the chat template.
+        return_logprobs: Put generated token ids and their log-probabilities in the response metadata.
+        max_batch_size: The most concurrent calls batched into one `generate`.
+        prefix_cache_size: Cached prompt prefixes kept for reuse (two per concurrent episode is plenty); 0 turns
+            prefix reuse off. Each holds the keys and values of one conversation, in the device's memory.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_id: str
+    device: str = "auto"
+    dtype: str = "auto"
+    adapter: str | None = None
+    quantize: Quantize | None = None
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    tool_format: ToolCallFormat = "auto"
+    return_logprobs: bool = False
+    max_batch_size: int = 8
+    prefix_cache_size: int = 16
+
+    _engine: Engine | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        id_or_path: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        adapter: str | os.PathLike[str] | None = None,
+        quantize: Quantize | None = None,
+        **settings: Any,
+    ) -> LocalChatModel:
+        """Load a model through transformers' `from_pretrained`, offline-first.
+
+        Args:
+            id_or_path: A local directory or a hub id available in the local cache.
+            device: ``"auto"`` (a GPU when present), ``"cpu"``, ``"cuda"``, ...
+            dtype: ``"auto"`` or a torch dtype name such as ``"bfloat16"``.
+            adapter: A PEFT adapter directory to apply.
+            quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
+            **settings: Model fields: `max_new_tokens`, `temperature`, `top_p`, `tool_format`, `return_logprobs`,
+                `max_batch_size`, `prefix_cache_size`.
+
+        Returns:
+            The chat model.
+
+        Raises:
+            ConfigError: When the model is not available offline or a needed package is missing.
+        """
+        chat = cls(
+            model_id=str(id_or_path),
+            device=device,
+            dtype=dtype,
+            adapter=None if adapter is None else str(adapter),
+            quantize=quantize,
+            **settings,
+        )
+        chat._load()
+        return chat
+
+    def _load(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                model, tokenizer, where = load_model(
+                    self.model_id, device=self.device, dtype=self.dtype, adapter=self.adapter, quantize=self.quantize
+                )
+                if self.tool_format == "auto":
+                    self.tool_format = detect_format(getattr(tokenizer, "chat_template", None))
+                self._engine = Engine(
+                    model,
+                    tokenizer,
+                    where,
+                    max_batch_size=self.max_batch_size,
+                    prefix_cache_size=self.prefix_cache_size,
+                )
+            return self._engine
+
+    @property
+    def _llm_type(self) -> str:
+        return "agentkit-local"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (loading the model if needed)."""
+        return self._load().tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The transformers model (loading it if needed)."""
+        return self._load().model
+
+    @property
+    def stats(self) -> EngineStats:
+        """Token and time counters of this model's engine: prompt vs prefilled tokens, batches, generate time."""
+        return self._load().stats
+
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools: their schemas reach the chat template, and their calls come back as `tool_calls`.
+
+        Args:
+            tools: LangChain tools, functions, pydantic models or OpenAI tool schemas.
+            tool_choice: ``"none"`` renders no tools; any other value is accepted for compatibility, and the model
+                decides whether to call a tool (nothing forces a call while decoding).
+            **kwargs: Other call options to bind.
+
+        Returns:
+            The model with the tools bound.
+        """
+        if tool_choice == "none":
+            return self.bind(**kwargs)
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._call(messages, stop, kwargs.get("tools"))
+        return _result(self._message(_wait(call.future, call.cancelled), call))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        await asyncio.to_thread(self._load)
+        call = self._call(messages, stop, kwargs.get("tools"))
+        try:
+            generated = await asyncio.wrap_future(call.future)
+        except asyncio.CancelledError:
+            call.cancelled.set()  # a running generation stops at its next token
+            raise
+        return _result(self._message(generated, call))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        tokens: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        call = self._call(messages, stop, kwargs.get("tools"), on_token=tokens.put)
+        call.future.add_done_callback(lambda _: tokens.put(None))
+        try:
+            while (token := _next_token(tokens)) is not None:
+                if delta := call.visible.push(token):
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(delta)
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+        except BaseException:
+            call.cancelled.set()
+            raise
+        yield _last_chunk(self._message(call.future.result(), call), call.visible.shown)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        await asyncio.to_thread(self._load)
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue[int | None] = asyncio.Queue()
+
+        def on_token(token: int) -> None:
+            loop.call_soon_threadsafe(tokens.put_nowait, token)
+
+        call = self._call(messages, stop, kwargs.get("tools"), on_token=on_token)
+        call.future.add_done_callback(lambda _: loop.call_soon_threadsafe(tokens.put_nowait, None))
+        try:
+            while (token := await tokens.get()) is not None:
+                if delta := call.visible.push(token):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(delta)
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+            generated = await asyncio.wrap_future(call.future)
+        except BaseException:
+            call.cancelled.set()
+            raise
+        yield _last_chunk(self._message(generated, call), call.visible.shown)
+
+    def _call(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        on_token: Any = None,
+    ) -> _Call:
+        """Render, tokenize and queue one call."""
+        engine = self._load()
+        tokenizer = engine.tokenizer
+        prompt = render_prompt(tokenizer, messages, tools)
+        templated = bool(getattr(tokenizer, "chat_template", None))
+        # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's.
+        ids = tokenizer(prompt, add_special_tokens=not templated)["input_ids"]
+        if not ids:
+            raise ValueError("The rendered prompt is empty; pass at least one message with text.")
+        cancelled = threading.Event()
+        row = Row(ids, logprobs=self.return_logprobs, cancelled=cancelled, on_token=on_token)
+        settings = GenerationSettings(tuple(stop or ()), self.max_new_tokens, self.temperature, self.top_p)
+        names = [t["function"]["name"] for t in tools or []]
+        visible = VisibleText(
+            tokenizer,
+            settings.stop,
+            _end_ids(engine),
+            thinking=prompt.rstrip().endswith("<think>"),
+            json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
+        )
+        future = engine.submit(Request(row, settings))
+        return _Call(future, cancelled, names, visible)
+
+    def _message(self, generated: Generated, call: _Call) -> AIMessage:
+        parsed = parse_reply(
+            generated.text,
+            format=self.tool_format,
+            # Without bound tools there is nothing to call: the text, think block aside, is the answer.
+            tool_names=call.tool_names,
+        )
+        if not call.tool_names:
+            content, tool_calls, invalid = parsed.content, [], []
+            if parsed.tool_calls or parsed.invalid_tool_calls:  # markup without tools bound stays visible text
+                content = parse_reply(generated.text, format="llama3", tool_names=[]).content
+        else:
+            content, tool_calls, invalid = parsed.content, parsed.tool_calls, parsed.invalid_tool_calls
+        metadata: dict[str, Any] = {
+            "model_name": self.model_id,
+            "stop_reason": generated.stop_reason,
+            "stop_string": generated.stop_string,
+            "prompt_tokens": generated.prompt_tokens,
+            "prefilled_tokens": generated.prefilled_tokens,
+        }
+        if self.return_logprobs:
+            metadata["token_ids"] = generated.token_ids
+            metadata["logprobs"] = generated.logprobs
+        if parsed.reasoning:
+            metadata["reasoning"] = parsed.reasoning
+        return AIMessage(
+            content=content,
+            tool_calls=tool_calls,
+            invalid_tool_calls=invalid,
+            response_metadata=metadata,
+            usage_metadata={
+                "input_tokens": generated.prompt_tokens,
+                "output_tokens": len(generated.token_ids),
+                "total_tokens": generated.prompt_tokens + len(generated.token_ids),
+            },
+        )
+
+
+class _Call:
+    """One queued call and what reading its reply needs."""
+
+    __slots__ = ("cancelled", "future", "tool_names", "visible")
+
+    def __init__(
+        self, future: futures.Future[Generated], cancelled: threading.Event, tool_names: list[str], visible: VisibleText
+    ) -> None:
+        self.future = future
+        self.cancelled = cancelled
+        self.tool_names = tool_names
+        self.visible = visible
+
+
+def _wait(future: futures.Future[Generated], cancelled: threading.Event) -> Generated:
+    """Wait for a result in short slices, so an exception raised into this thread (a timeout) is not held up."""
+    try:
+        while not future.done():
+            futures.wait([future], timeout=0.05)
+    except BaseException:
+        cancelled.set()  # the worker stops this row at its next token
+        future.cancel()
+        raise
+    return future.result()
+
+
+def _next_token(tokens: queue.SimpleQueue[int | None]) -> int | None:
+    while True:  # short slices, as in _wait
+        try:
+            return tokens.get(timeout=0.05)
+        except queue.Empty:
+            continue
+
+
+def _end_ids(engine: Engine) -> set[int]:
+    tokenizer = engine.tokenizer
+    ends = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    configured = getattr(getattr(engine.model, "generation_config", None), "eos_token_id", None)
+    ends.update(configured if isinstance(configured, list) else [] if configured is None else [configured])
+    return ends
+
+
+def _result(message: AIMessage) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _last_chunk(message: AIMessage, shown: str) -> ChatGenerationChunk:
+    """The final chunk: the rest of the content, the tool calls and the metadata, so the chunks add up to `message`."""
+    content = str(message.content)
+    rest = content[len(shown) :] if content.startswith(shown) else ""
+    calls = [
+        tool_call_chunk(name=c["name"], args=json.dumps(c["args"], ensure_ascii=False), id=c["id"], index=i)
+        for i, c in enumerate(message.tool_calls)
+    ]
+    offset = len(calls)
+    calls += [
+        tool_call_chunk(name=c.get("name"), args=c.get("args"), id=c.get("id"), index=offset + i)
+        for i, c in enumerate(message.invalid_tool_calls)
+    ]
+    chunk = AIMessageChunk(
+        content=rest,
+        tool_call_chunks=calls,
+        response_metadata=message.response_metadata,
+        usage_metadata=message.usage_metadata,
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(message=chunk)

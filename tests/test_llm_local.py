@@ -1,0 +1,324 @@
+"""LocalChatModel on tiny real transformers models: loading, stop strings, tool calls, caching, batching, async."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from tinymodels import GREETING, RUNAWAY, THOUGHTFUL, weather_schema
+
+from agentkit.errors import ConfigError
+from agentkit.llm import LocalChatModel
+
+STOP = ["\nObservation:"]
+
+
+@pytest.fixture(scope="module")
+def chat(chat_dir: Path) -> LocalChatModel:
+    return LocalChatModel.from_pretrained(chat_dir, max_new_tokens=64)
+
+
+# -- loading -----------------------------------------------------------------------------------------------------------
+
+
+def test_loads_from_a_local_directory_through_from_pretrained(tiny_dir: Path) -> None:
+    from transformers import LlamaForCausalLM
+
+    chat = LocalChatModel.from_pretrained(tiny_dir, device="cpu", max_new_tokens=4)
+    assert isinstance(chat.model, LlamaForCausalLM)
+    assert not chat.model.training
+    assert chat.tool_format == "hermes"  # detected from the template's <tool_call>
+    reply = chat.invoke("hello")
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata["output_tokens"] <= 4
+
+
+def test_construction_is_lazy_and_loads_on_first_call(tiny_dir: Path) -> None:
+    chat = LocalChatModel(model_id=str(tiny_dir), max_new_tokens=2)
+    assert chat._engine is None
+    chat.invoke("hello")
+    assert chat._engine is not None
+
+
+def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not available on this machine"):
+        LocalChatModel.from_pretrained(tmp_path / "nowhere")
+
+
+def test_an_uncached_hub_id_fails_at_once_offline() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="not available on this machine"):
+        LocalChatModel.from_pretrained("acme-labs/no-such-model-7b")
+    assert time.perf_counter() - started < 10  # one lookup in the local cache, no retries against the hub
+
+
+def test_a_bad_dtype_is_a_clear_error(tiny_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="not a torch dtype"):
+        LocalChatModel.from_pretrained(tiny_dir, dtype="float33")
+
+
+def test_quantisation_is_skipped_with_a_warning_on_the_cpu(tiny_dir: Path) -> None:
+    with pytest.warns(UserWarning, match="needs CUDA"):
+        chat = LocalChatModel.from_pretrained(tiny_dir, device="cpu", quantize="4bit", max_new_tokens=2)
+    assert chat.invoke("hello").response_metadata["stop_reason"] in {"eos", "length"}
+
+
+def test_a_peft_adapter_is_applied(tiny_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)  # random: changes outputs
+    torch.manual_seed(1)
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+
+    plain = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=1)
+    adapted = LocalChatModel.from_pretrained(tiny_dir, adapter=tmp_path / "adapter", max_new_tokens=1)
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.inference_mode():
+        assert not torch.allclose(plain.model(ids).logits, adapted.model(ids).logits)
+    assert type(adapted.model) is type(plain.model)  # merged into the weights: no adapter layers left to run
+    assert adapted.invoke("hello").usage_metadata is not None
+
+
+def test_a_missing_adapter_is_a_clear_error(tiny_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Adapter directory"):
+        LocalChatModel.from_pretrained(tiny_dir, adapter=tmp_path / "missing")
+
+
+# -- stop strings, stop reasons, usage, logprobs -----------------------------------------------------------------------
+
+
+def test_without_stop_the_model_runs_on(chat: LocalChatModel) -> None:
+    reply = chat.invoke("hi")
+    assert reply.content == (GREETING + RUNAWAY).strip()
+    assert reply.response_metadata["stop_reason"] == "eos"
+
+
+def test_a_multi_token_stop_string_stops_generation_and_is_trimmed(chat: LocalChatModel) -> None:
+    full = chat.invoke("hi")
+    stopped = chat.invoke("hi", stop=STOP)
+    assert stopped.content == GREETING
+    assert stopped.response_metadata["stop_reason"] == "stop"
+    assert stopped.response_metadata["stop_string"] == STOP[0]
+    assert len(chat.tokenizer(STOP[0], add_special_tokens=False)["input_ids"]) > 1
+    assert stopped.usage_metadata is not None and full.usage_metadata is not None
+    # Generation really ended at the stop string: far fewer tokens than the runaway reply.
+    assert stopped.usage_metadata["output_tokens"] < full.usage_metadata["output_tokens"] - 5
+
+
+def test_the_budget_ends_generation_with_reason_length(chat_dir: Path) -> None:
+    short = LocalChatModel.from_pretrained(chat_dir, max_new_tokens=3)
+    reply = short.invoke("hi")
+    assert reply.response_metadata["stop_reason"] == "length"
+    assert reply.usage_metadata is not None and reply.usage_metadata["output_tokens"] == 3
+
+
+def test_usage_counts_prompt_and_generated_tokens(chat: LocalChatModel) -> None:
+    reply = chat.invoke("hi", stop=STOP)
+    prompt = chat.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)[
+        "input_ids"
+    ]
+    usage = reply.usage_metadata
+    assert usage is not None
+    assert usage["input_tokens"] == len(prompt)
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_token_ids_and_logprobs_are_in_the_metadata_when_asked_for(chat_dir: Path) -> None:
+    chat = LocalChatModel.from_pretrained(chat_dir, return_logprobs=True, max_new_tokens=64)
+    reply = chat.invoke("hi", stop=STOP)
+    ids, logprobs = reply.response_metadata["token_ids"], reply.response_metadata["logprobs"]
+    assert reply.usage_metadata is not None
+    assert len(ids) == len(logprobs) == reply.usage_metadata["output_tokens"]
+    assert chat.tokenizer.decode(ids).startswith(GREETING)
+    assert all(-0.5 < p <= 0 for p in logprobs)  # the trained reply is the model's confident choice
+    assert "token_ids" not in LocalChatModel.from_pretrained(chat_dir).invoke("hi").response_metadata
+
+
+# -- tool calls, think blocks, templates -------------------------------------------------------------------------------
+
+
+def test_bound_tools_reach_the_template_and_several_calls_come_back(chat: LocalChatModel) -> None:
+    reply = chat.bind_tools([weather_schema()]).invoke("weather in Paris and Tokyo?")
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Tokyo"}),
+    ]
+    assert len({c["id"] for c in reply.tool_calls}) == 2
+    assert reply.content == ""
+    assert reply.invalid_tool_calls == []
+
+
+def test_without_bound_tools_the_same_prompt_differs(chat: LocalChatModel) -> None:
+    # The tools section is part of the prompt the model was trained on: without it the calls do not come.
+    reply = chat.invoke("weather in Paris and Tokyo?")
+    assert reply.tool_calls == []
+
+
+def test_think_blocks_are_kept_out_of_the_answer(chat: LocalChatModel) -> None:
+    reply = chat.invoke("capital of France?")
+    assert reply.content == "The capital of France is Paris."
+    assert reply.response_metadata["reasoning"] == "The user asked about the capital."
+    assert THOUGHTFUL.endswith(str(reply.content))
+
+
+def test_the_prompt_is_never_echoed(chat: LocalChatModel) -> None:
+    reply = chat.invoke([SystemMessage("You are terse."), HumanMessage("hi")], stop=STOP)
+    assert "You are terse" not in str(reply.content)
+    assert "<|im_start|>" not in str(reply.content)
+
+
+def test_tool_messages_render_in_the_templates_tool_role(chat: LocalChatModel) -> None:
+    from agentkit.llm.prompt import render_prompt
+
+    conversation: list[BaseMessage] = [
+        HumanMessage("weather?"),
+        AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]),
+        ToolMessage("sunny", tool_call_id="c1", name="get_weather"),
+    ]
+    prompt = render_prompt(chat.tokenizer, conversation, [weather_schema()])
+    assert '"name": "get_weather"' in prompt and "# Tools" in prompt
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in prompt
+    assert "<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+# -- prefix cache reuse ------------------------------------------------------------------------------------------------
+
+
+def _episode(chat: LocalChatModel, question: str, steps: int) -> list[AIMessage]:
+    """A multi-step conversation where each step feeds the model's own reply back with an observation."""
+    messages: list[BaseMessage] = [SystemMessage("Answer step by step."), HumanMessage(question)]
+    replies = []
+    for step in range(steps):
+        reply = chat.invoke(messages, stop=STOP)
+        replies.append(reply)
+        messages += [AIMessage(reply.content), HumanMessage(f"Observation: result {step}")]
+    return replies
+
+
+@pytest.mark.parametrize("question", ["hi", "What is 3 plus 4?", "The quick brown fox"])
+def test_greedy_output_is_token_for_token_identical_with_and_without_prefix_reuse(
+    tiny_dir: Path, question: str
+) -> None:
+    # The untrained model writes long, arbitrary text: a strict check that reused keys and values change nothing.
+    cold = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, prefix_cache_size=0, return_logprobs=True)
+    warm = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, return_logprobs=True)
+    without, with_ = _episode(cold, question, 4), _episode(warm, question, 4)
+    assert [r.response_metadata["token_ids"] for r in without] == [r.response_metadata["token_ids"] for r in with_]
+    for a, b in zip(without, with_, strict=True):
+        assert a.response_metadata["logprobs"] == pytest.approx(b.response_metadata["logprobs"], abs=1e-4)
+    # Without reuse every prompt token is prefilled; with it, steps after the first prefill only their new tokens.
+    assert all(r.response_metadata["prefilled_tokens"] == r.response_metadata["prompt_tokens"] for r in without)
+    for reply in with_[1:]:
+        assert reply.response_metadata["prefilled_tokens"] < reply.response_metadata["prompt_tokens"] / 2
+
+
+def test_a_re_rendered_history_falls_back_to_a_full_prefill_and_stays_correct(tiny_dir: Path) -> None:
+    warm = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=8)
+    cold = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=8, prefix_cache_size=0)
+    warm.invoke([SystemMessage("Rules v1."), HumanMessage("hello there")])
+    # The system prompt changed at its first word: nothing of the cached prompt can be reused past that point.
+    changed = [SystemMessage("Policies v2."), HumanMessage("hello there")]
+    reply = warm.invoke(changed)
+    assert reply.response_metadata["prefilled_tokens"] > reply.response_metadata["prompt_tokens"] - 8
+    assert reply.content == cold.invoke(changed).content
+
+
+# -- batching, concurrency, async, streaming ---------------------------------------------------------------------------
+
+QUESTIONS = ["hi", "What is 3 plus 4?", "The quick brown fox jumps", "Tell me about Paris", "x y z", "ok"]
+
+
+def test_concurrent_calls_are_batched_and_match_calls_one_by_one(tiny_dir: Path) -> None:
+    alone = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=16, max_batch_size=1, prefix_cache_size=0)
+    expected = [alone.invoke(q).content for q in QUESTIONS]
+    shared = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=16)
+    gate = threading.Barrier(len(QUESTIONS))
+
+    def ask(question: str) -> str:
+        gate.wait()
+        return str(shared.invoke(question).content)
+
+    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        answers = list(pool.map(ask, QUESTIONS))
+    assert answers == expected
+    assert shared.stats.calls == len(QUESTIONS)
+    assert shared.stats.batches < len(QUESTIONS)  # some calls shared a generate
+
+
+def test_calls_with_different_stop_strings_are_not_mixed(chat: LocalChatModel) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        stopped = pool.submit(chat.invoke, "hi", stop=STOP)
+        free = pool.submit(chat.invoke, "hi")
+        assert stopped.result().content == GREETING
+        assert free.result().content == (GREETING + RUNAWAY).strip()
+
+
+async def test_ainvoke_runs_concurrently_through_one_queue_and_matches_invoke(tiny_dir: Path) -> None:
+    chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=12)
+    expected = [chat.invoke(q).content for q in QUESTIONS]
+    chat.stats.reset()
+    replies = await asyncio.gather(*(chat.ainvoke(q) for q in QUESTIONS))
+    assert [r.content for r in replies] == expected
+    assert chat.stats.batches < len(QUESTIONS)
+
+
+async def test_a_cancelled_ainvoke_stops_generating_and_the_model_stays_usable(tiny_dir: Path) -> None:
+    chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=100_000)
+    task = asyncio.create_task(chat.ainvoke("hello"))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = time.perf_counter()
+    reply = await _short(chat)
+    assert time.perf_counter() - started < 5  # the cancelled generation did not run on to 100k tokens
+    assert reply.content is not None
+
+
+async def _short(chat: LocalChatModel) -> AIMessage:
+    short = chat.model_copy(update={"max_new_tokens": 3})
+    short._engine = chat._engine  # same weights and queue, shorter budget
+    return await short.ainvoke("hello")
+
+
+def test_streamed_chunks_add_up_to_the_invoked_message_without_the_stop_string(chat: LocalChatModel) -> None:
+    chunks = list(chat.stream("hi", stop=STOP))
+    assert len(chunks) > 3  # token by token, not one blob
+    whole: AIMessageChunk = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert whole.content == GREETING
+    assert all("Observation" not in str(c.content) for c in chunks)
+    assert whole.response_metadata["stop_reason"] == "stop"
+
+
+def test_streaming_keeps_tool_markup_and_think_blocks_out_of_the_text(chat: LocalChatModel) -> None:
+    chunks = list(chat.bind_tools([weather_schema()]).stream("weather in Paris and Tokyo?"))
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert "<tool_call>" not in str(whole.content)
+    assert [c["args"] for c in whole.tool_calls] == [{"city": "Paris"}, {"city": "Tokyo"}]
+    thought = list(chat.stream("capital of France?"))
+    assert "".join(str(c.content) for c in thought) == "The capital of France is Paris."
+
+
+async def test_astream_matches_stream(chat: LocalChatModel) -> None:
+    text = "".join([str(c.content) async for c in chat.astream("hi", stop=STOP)])
+    assert text == GREETING
+
+
+def test_no_warnings_from_transformers_on_a_greedy_call(chat: LocalChatModel) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chat.invoke("hi", stop=STOP)

@@ -1,0 +1,25 @@
+"""What the tiny test models are trained to say, shared by the fixtures and the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GREETING = "Hello! How can I help you today?"
+RUNAWAY = "\nObservation: 42\nThought: I now know the final answer."
+WEATHER_CALLS = (
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo"}}\n</tool_call>'
+)
+THOUGHTFUL = "<think>\nThe user asked about the capital.\n</think>\nThe capital of France is Paris."
+
+
+def weather_schema() -> dict[str, Any]:
+    """The OpenAI schema of the `get_weather` tool the trained model calls."""
+    return {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
