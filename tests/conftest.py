@@ -59,3 +59,26 @@ def chat_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     train_to_say(out, texts, steps=400)
     return out
+
+
+@pytest.fixture(scope="session")
+def talker_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model trained to greet after a user turn, whatever it says: a model that always writes some text."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+    from transformers import AutoTokenizer
+
+    from agentkit.llm.prompt import render_prompt
+    from agentkit.llm.tiny import train_to_say
+
+    out = tmp_path_factory.mktemp("talker") / "model"
+    shutil.copytree(tiny_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    conversations = [
+        [HumanMessage("Hello")],
+        [HumanMessage("What is 1 + 1?")],
+        [SystemMessage("Be brief."), HumanMessage("hi")],
+        [HumanMessage("hello"), AIMessage("Hello!"), HumanMessage("how are you?")],
+        [HumanMessage("Write a very long story about a fox.")],
+    ]
+    train_to_say(out, [(render_prompt(tokenizer, c, None), GREETING) for c in conversations], steps=300)
+    return out

@@ -33,7 +33,8 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, PrivateAttr
+from langchain_core.language_models.base import LangSmithParams
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from agentkit.llm.engine import Engine, EngineStats, Request
 from agentkit.llm.generate import Generated, GenerationSettings, Row
@@ -57,9 +58,10 @@ class LocalChatModel(BaseChatModel):
         dtype: ``"auto"`` or a torch dtype name such as ``"bfloat16"``.
         adapter: A PEFT adapter directory to apply.
         quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
-        max_new_tokens: Generation budget per call.
+        max_new_tokens: Generation budget per call (also accepted as LangChain's standard ``max_tokens``).
         temperature: 0 for greedy decoding; above 0 samples.
         top_p: Nucleus sampling mass when sampling.
+        stop: Stop strings for every call, on top of those a call passes.
         tool_format: How tool calls are written by this model; ``"auto"`` detects it from the chat template.
         return_logprobs: Put generated token ids and their log-probabilities in the response metadata.
         max_batch_size: The most concurrent calls batched into one `generate`.
@@ -67,16 +69,17 @@ class LocalChatModel(BaseChatModel):
             prefix reuse off. Each holds the keys and values of one conversation, in the device's memory.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
     model_id: str
     device: str = "auto"
     dtype: str = "auto"
     adapter: str | None = None
     quantize: Quantize | None = None
-    max_new_tokens: int = 256
+    max_new_tokens: int = Field(default=256, alias="max_tokens")
     temperature: float = 0.0
     top_p: float = 1.0
+    stop: list[str] | None = None
     tool_format: ToolCallFormat = "auto"
     return_logprobs: bool = False
     max_batch_size: int = 8
@@ -145,6 +148,18 @@ class LocalChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "agentkit-local"
 
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="huggingface",
+            ls_model_name=str(kwargs.get("model", self.model_id)),  # a call naming another model raises
+            ls_model_type="chat",
+            ls_temperature=self.temperature,
+        )
+        params["ls_max_tokens"] = self.max_new_tokens
+        if stops := [*(self.stop or []), *(stop or [])]:
+            params["ls_stop"] = stops
+        return params
+
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
@@ -163,6 +178,10 @@ class LocalChatModel(BaseChatModel):
     def stats(self) -> EngineStats:
         """Token and time counters of this model's engine: prompt vs prefilled tokens, batches, generate time."""
         return self._load().stats
+
+    def clear_cache(self) -> None:
+        """Forget every cached prompt prefix (the next call prefills its whole prompt), and free their memory."""
+        self._load().prefixes.clear()
 
     def bind_tools(
         self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any
@@ -189,7 +208,7 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._call(messages, stop, kwargs.get("tools"))
+        call = self._call(messages, stop, kwargs)
         return _result(self._message(_wait(call.future, call.cancelled), call))
 
     async def _agenerate(
@@ -200,7 +219,7 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         await asyncio.to_thread(self._load)
-        call = self._call(messages, stop, kwargs.get("tools"))
+        call = self._call(messages, stop, kwargs)
         try:
             generated = await asyncio.wrap_future(call.future)
         except asyncio.CancelledError:
@@ -216,7 +235,7 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         tokens: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        call = self._call(messages, stop, kwargs.get("tools"), on_token=tokens.put)
+        call = self._call(messages, stop, kwargs, on_token=tokens.put)
         call.future.add_done_callback(lambda _: tokens.put(None))
         try:
             while (token := _next_token(tokens)) is not None:
@@ -243,7 +262,7 @@ class LocalChatModel(BaseChatModel):
         def on_token(token: int) -> None:
             loop.call_soon_threadsafe(tokens.put_nowait, token)
 
-        call = self._call(messages, stop, kwargs.get("tools"), on_token=on_token)
+        call = self._call(messages, stop, kwargs, on_token=on_token)
         call.future.add_done_callback(lambda _: loop.call_soon_threadsafe(tokens.put_nowait, None))
         try:
             while (token := await tokens.get()) is not None:
@@ -261,10 +280,16 @@ class LocalChatModel(BaseChatModel):
         self,
         messages: list[BaseMessage],
         stop: list[str] | None,
-        tools: list[dict[str, Any]] | None,
+        options: dict[str, Any],
         on_token: Any = None,
     ) -> _Call:
         """Render, tokenize and queue one call."""
+        if options.get("model", self.model_id) != self.model_id:
+            raise ValueError(
+                f"This LocalChatModel runs {self.model_id!r} and cannot switch to {options['model']!r} per call; "
+                "build another LocalChatModel for that model."
+            )
+        tools: list[dict[str, Any]] | None = options.get("tools")
         engine = self._load()
         tokenizer = engine.tokenizer
         prompt = render_prompt(tokenizer, messages, tools)
@@ -275,7 +300,8 @@ class LocalChatModel(BaseChatModel):
             raise ValueError("The rendered prompt is empty; pass at least one message with text.")
         cancelled = threading.Event()
         row = Row(ids, logprobs=self.return_logprobs, cancelled=cancelled, on_token=on_token)
-        settings = GenerationSettings(tuple(stop or ()), self.max_new_tokens, self.temperature, self.top_p)
+        stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
+        settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p)
         names = [t["function"]["name"] for t in tools or []]
         visible = VisibleText(
             tokenizer,

@@ -302,7 +302,7 @@ def build_tiny_model(
 
 
 def _batch(
-    tokenizer: object, texts: Sequence[str | tuple[str, str]]
+    tokenizer: object, texts: Sequence[str | tuple[str, str]], *, end: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Tokenize texts as-is, each followed by the end-of-sequence token, padded on the right.
 
@@ -314,6 +314,7 @@ def _batch(
     Args:
         tokenizer: The model's tokenizer.
         texts: The texts, or (prompt, reply) pairs.
+        end: Follow each text with the end-of-sequence token.
 
     Returns:
         Input ids, attention mask and labels, each of shape (len(texts), longest).
@@ -327,7 +328,7 @@ def _batch(
     rows, learned = [], []
     for text in texts:
         prompt, reply = text if isinstance(text, tuple) else ("", text)
-        head, tail = encode(prompt) if prompt else [], [*encode(reply), eos]
+        head, tail = encode(prompt) if prompt else [], [*encode(reply), *([eos] if end else [])]
         rows.append(head + tail)
         learned.append([False] * len(head) + [True] * len(tail))
     width = max(len(row) for row in rows)
@@ -346,6 +347,7 @@ def train_to_say(
     steps: int = 300,
     lr: float = 3e-3,
     seed: int = 0,
+    end: bool = True,
 ) -> None:
     """Overfit the model in `model_dir` on `texts` so that greedy decoding reproduces them, and save it in place.
 
@@ -362,6 +364,8 @@ def train_to_say(
         steps: The most optimisation steps.
         lr: AdamW's learning rate.
         seed: The seed for the optimisation.
+        end: Teach the end-of-sequence token after each text; without it the model runs on past the text with
+            text of its own (a model that never stops, as small models often do).
 
     Raises:
         ValueError: If `texts` is empty.
@@ -375,7 +379,7 @@ def train_to_say(
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    input_ids, mask, labels = _batch(tokenizer, texts)
+    input_ids, mask, labels = _batch(tokenizer, texts, end=end)
     targets = labels[:, 1:]
     scored = targets != -100
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

@@ -1,0 +1,276 @@
+"""The local engine against its peers: same model folder, same prompts, same machine, one run.
+
+Four measurements (issue 3), each printed as medians and a ratio:
+
+1. **One ReAct step** that should stop at ``"\\nObservation:"``: agentkit's `LocalChatModel` against LangChain's
+   local path as LangChain's docs set it up (`HuggingFacePipeline` with ``max_new_tokens=256`` in
+   `ChatHuggingFace`). The model is a small Llama trained to write a ReAct action followed by an invented
+   observation and to run on from there, as small models do; agentkit stops at the marker, LangChain ignores
+   `stop`. agentkit runs without its prefix cache here, so only stopping is compared. Goal: <= 0.35x the time.
+2. **A 6-step episode** with smolagents' `TransformersModel` on the same messages (system prompt with tool
+   descriptions, question, then per step a ReAct reply and an observation). Per-step medians; the goal compares
+   steps 3 and on: <= 0.5x. Also printed: prefilled prompt tokens / prompt tokens over steps 2 and on (agentkit's
+   prefix reuse; smolagents prefills every prompt token every step). Goal <= 0.25.
+3. **8 episodes batched vs one after another** on agentkit (5 steps each, each step fed the model's own reply):
+   generated tokens per second. Goal >= 2x on the CPU.
+4. **Framework time**: per agentkit step, the share of wall time spent outside the model (prompt rendering,
+   tokenizing, queueing, parsing). Goal <= 2%.
+
+Models are built locally (`agentkit.llm.tiny`), so the run is offline: a trained 4-layer model for stopping, and a
+larger randomly initialised 8-layer model where only compute matters (episode and batching). Each random model
+writes its greedy tokens the same way in every framework, which the script checks before it reports a figure.
+
+Run ``python benchmarks/engine.py`` (``--quick`` for fewer repeats, ``--json PATH`` to save the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from agentkit.llm import LocalChatModel
+from agentkit.llm.prompt import render_prompt
+from agentkit.llm.tiny import build_tiny_model, train_to_say
+
+sys.path.insert(0, str(Path(__file__).parent))
+import peers
+
+STOP = ["\nObservation:"]
+PACKAGES = ("torch", "transformers", "langchain-core", "langchain-huggingface", "smolagents")
+TOOLS_TEXT = "\n".join(
+    f"{name}: {description} Args: {{'{arg}': {{'type': 'string', 'description': 'The {arg} to use.'}}}}"
+    for name, arg, description in [
+        ("calculator", "expression", "Evaluate an arithmetic expression with + - * / and parentheses."),
+        ("search", "query", "Search the web for a query and return the top results as text."),
+        ("read_file", "path", "Read a text file from the working directory and return its content."),
+        ("write_file", "path", "Write text to a file in the working directory, replacing what is there."),
+        ("current_time", "timezone", "Return the current date and time in a timezone."),
+        ("python", "code", "Run a short Python program and return what it prints."),
+    ]
+)
+SYSTEM = (
+    "Answer the following questions as best you can. You have access to the following tools:\n\n"
+    f"{TOOLS_TEXT}\n\nUse the following format:\n\nQuestion: the input question\nThought: think about what to do\n"
+    "Action: the tool to use\nAction Input: the input to the tool\nObservation: the result of the tool\n"
+    "... (Thought/Action/Action Input/Observation can repeat)\nThought: I now know the final answer\n"
+    "Final Answer: the final answer to the original question\n\nBegin!"
+)
+ACTION = 'Thought: I should use the calculator tool.\nAction: calculator\nAction Input: {"expression": "17+25"}'
+
+
+def _observation(step: int) -> str:
+    rows = ", ".join(f"row {step}.{i}: {(step * 37 + i * 11) % 97}" for i in range(8))
+    return f"Observation: the tool returned {rows}."
+
+
+def _reply(step: int) -> str:
+    return (
+        f"Thought: step {step} done, the numbers look right.\nAction: calculator\n"
+        f'Action Input: {{"expression": "{step}*{step + 3}+{step * 7}"}}'
+    )
+
+
+def _median_ms(values: list[float]) -> float:
+    return 1000 * statistics.median(values)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 1. One ReAct step: stop strings
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def stop_step(folder: Path, repeats: int) -> dict[str, Any]:
+    messages: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage("Question: What is 17 + 25?")]
+    ours = LocalChatModel.from_pretrained(folder, max_new_tokens=256, prefix_cache_size=0)
+    theirs = peers.langchain_pipeline_chat(str(folder), max_new_tokens=256)
+    ours.invoke(messages, stop=STOP)  # warm-up: first-call allocations, lazy imports
+    peers.langchain_step(theirs, messages, STOP)
+    times: dict[str, list[float]] = {"agentkit": [], "langchain": []}
+    tokens: dict[str, int] = {}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        reply = ours.invoke(messages, stop=STOP)
+        times["agentkit"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        text, _ = peers.langchain_step(theirs, messages, STOP)
+        times["langchain"].append(time.perf_counter() - started)
+        assert reply.content == ACTION, reply.content  # the trained action, cut at the marker
+        assert reply.usage_metadata is not None
+        tokens = {
+            "agentkit": reply.usage_metadata["output_tokens"],
+            "langchain": len(ours.tokenizer(text, add_special_tokens=False)["input_ids"]),
+        }
+        assert text.startswith(ACTION) and STOP[0] in text  # LangChain ran on past the marker
+    medians = {name: _median_ms(values) for name, values in times.items()}
+    return {
+        "median_ms": medians,
+        "generated_tokens": tokens,
+        "ratio": medians["agentkit"] / medians["langchain"],
+        "goal": "<= 0.35",
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 2. A multi-step episode: prefix reuse
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _episode_messages(steps: int) -> list[list[BaseMessage]]:
+    """The prompt of each step: the history grows by one reply and one observation per step."""
+    history: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage("Question: Add up the rows of the table.")]
+    prompts = []
+    for step in range(steps):
+        prompts.append(list(history))
+        history += [AIMessage(_reply(step)), HumanMessage(_observation(step))]
+    return prompts
+
+
+def episode(folder: Path, steps: int, repeats: int, new_tokens: int) -> dict[str, Any]:
+    prompts = _episode_messages(steps)
+    ours = LocalChatModel.from_pretrained(folder, max_new_tokens=new_tokens)
+    theirs = peers.smolagents_model(str(folder), max_new_tokens=new_tokens)
+    converted = [peers.messages_to_smolagents(p) for p in prompts]
+    ours.invoke(prompts[0], stop=STOP)
+    peers.smolagents_step(theirs, converted[0], STOP)
+    per_step: dict[str, list[list[float]]] = {"agentkit": [[] for _ in prompts], "smolagents": [[] for _ in prompts]}
+    framework_share: list[float] = []
+    prefilled = prompt_tokens = 0
+    for _ in range(repeats):
+        ours.clear_cache()  # every episode starts cold
+        for step, (messages, smol) in enumerate(zip(prompts, converted, strict=True)):
+            before = ours.stats.generate_seconds
+            started = time.perf_counter()
+            reply = ours.invoke(messages, stop=STOP)
+            wall = time.perf_counter() - started
+            per_step["agentkit"][step].append(wall)
+            framework_share.append((wall - (ours.stats.generate_seconds - before)) / wall)
+            started = time.perf_counter()
+            text, _ = peers.smolagents_step(theirs, smol, STOP)
+            per_step["smolagents"][step].append(time.perf_counter() - started)
+            assert text.strip() == reply.content, (text, reply.content)  # same model, same prompt, same greedy text
+            if step >= 1:
+                prefilled += reply.response_metadata["prefilled_tokens"]
+                prompt_tokens += reply.response_metadata["prompt_tokens"]
+    medians = {name: [_median_ms(v) for v in steps_] for name, steps_ in per_step.items()}
+    ratios = [a / b for a, b in zip(medians["agentkit"], medians["smolagents"], strict=True)]
+    late = slice(2, None)
+    return {
+        "prompt_tokens_per_step": [
+            len(ours.tokenizer(render_prompt(ours.tokenizer, p, None))["input_ids"]) for p in prompts
+        ],
+        "median_ms_per_step": medians,
+        "ratio_per_step": ratios,
+        "ratio_from_step_3": sum(medians["agentkit"][late]) / sum(medians["smolagents"][late]),
+        "goal": "<= 0.5 from step 3",
+        "prefilled_over_prompt_tokens_from_step_2": {"agentkit": prefilled / prompt_tokens, "smolagents": 1.0},
+        "prefill_goal": "<= 0.25",
+        "framework_share_median": statistics.median(framework_share),
+        "framework_goal": "<= 0.02",
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 3. Batched episodes
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _run_episode(llm: LocalChatModel, index: int, steps: int) -> list[str]:
+    messages: list[BaseMessage] = [
+        SystemMessage(SYSTEM),
+        HumanMessage(f"Question: episode {index}, what is {index}+7?"),
+    ]
+    replies = []
+    for step in range(steps):
+        reply = llm.invoke(messages, stop=STOP)
+        replies.append(str(reply.content))
+        messages += [AIMessage(reply.content), HumanMessage(_observation(step + index))]
+    return replies
+
+
+def batched(folder: Path, episodes: int, steps: int, new_tokens: int) -> dict[str, Any]:
+    llm = LocalChatModel.from_pretrained(folder, max_new_tokens=new_tokens, max_batch_size=episodes)
+    _run_episode(llm, 0, 1)  # warm-up
+    figures: dict[str, Any] = {}
+    outputs: dict[str, list[list[str]]] = {}
+    for mode in ("one after another", "batched"):
+        llm.clear_cache()
+        llm.stats.reset()
+        started = time.perf_counter()
+        if mode == "batched":  # one thread per episode, as agent.batch runs them
+            with ThreadPoolExecutor(episodes) as pool:
+                results = list(pool.map(lambda i: _run_episode(llm, i, steps), range(episodes)))
+        else:
+            results = [_run_episode(llm, i, steps) for i in range(episodes)]
+        wall = time.perf_counter() - started
+        outputs[mode] = results
+        figures[mode] = {
+            "seconds": wall,
+            "generated_tokens": llm.stats.generated_tokens,
+            "tokens_per_second": llm.stats.generated_tokens / wall,
+            "generate_calls": llm.stats.batches,
+        }
+    assert outputs["batched"] == outputs["one after another"]  # batching changes no episode's text
+    figures["throughput_ratio"] = (
+        figures["batched"]["tokens_per_second"] / figures["one after another"]["tokens_per_second"]
+    )
+    figures["goal"] = ">= 2"
+    return figures
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def build_models(workdir: Path) -> tuple[Path, Path]:
+    """A trained small model that writes a ReAct action then runs on, and a larger random one for compute."""
+    stop_folder = build_tiny_model(workdir / "stop", hidden_size=256, layers=4, heads=4)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(stop_folder)
+    prompt = render_prompt(tokenizer, [SystemMessage(SYSTEM), HumanMessage("Question: What is 17 + 25?")], None)
+    # No end token after the invented observation: like small models without stop strings, it runs on.
+    train_to_say(stop_folder, [(prompt, ACTION + "\nObservation: 42\nThought: I now know")], steps=400, end=False)
+    compute_folder = build_tiny_model(workdir / "compute", hidden_size=512, layers=8, heads=8, vocab_size=1024)
+    return stop_folder, compute_folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    repeats = 3 if args.quick else 7
+    with tempfile.TemporaryDirectory() as tmp:
+        stop_folder, compute_folder = build_models(Path(tmp))
+        figures: dict[str, Any] = {
+            "machine": {
+                "platform": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "packages": {p: importlib.metadata.version(p) for p in PACKAGES},
+            },
+            "react_step_vs_langchain": stop_step(stop_folder, repeats),
+            "episode_vs_smolagents": episode(compute_folder, steps=6, repeats=repeats, new_tokens=24),
+            "batch_of_8": batched(compute_folder, episodes=8, steps=5, new_tokens=24),
+        }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
