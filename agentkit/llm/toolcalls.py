@@ -12,28 +12,33 @@ Formats:
 * ``mistral``: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`` (tokenizer v3; a list cut off before its
   closing bracket keeps the calls it completed) and ``[TOOL_CALLS]name[ARGS]{...}``, repeatable (v11+, Mistral
   Small 3.x; an optional ``[CALL_ID]id`` before ``[ARGS]`` is skipped). Text before the first marker is content.
+  A marker is a special token, so it always ends the call before it: each call is read only up to the next marker.
+  A marker followed by nothing, or by a list cut off before its first call, is an invalid call.
 * ``llama3`` (Llama 3.1 / 3.2 / 3.3 JSON tool calling): the *whole* reply, optionally after ``<|python_tag|>``, is
   one or more call objects ``{"name": ..., "parameters": {...}}`` separated by ``;`` or newlines, or a JSON list of
-  them. Without the tag a bare object only counts as a call when it looks like one: a string ``name``, no keys but
-  ``name`` / ``parameters`` / ``arguments`` / ``type`` / ``id``, and either an arguments key or, when ``tool_names``
-  is given, a name among them (with ``tool_names`` given the name must always be among them). Anything else,
-  such as a JSON answer the user asked for, stays content.
+  them. After the tag, JSON that breaks off (generation stopped) is an invalid call. Without the tag a bare object
+  only counts as a call when it looks like one: a string ``name``, no keys but ``name`` / ``parameters`` /
+  ``arguments`` / ``type`` / ``id``, and either an arguments key or, when ``tool_names`` is given, a name among them
+  (with ``tool_names`` given the name must always be among them). Anything else, such as a JSON answer the user
+  asked for, stays content.
 * ``auto``: hermes when the reply holds ``<tool_call>``, else mistral when it holds ``[TOOL_CALLS]``, else llama3.
 
-Every call gets a fresh id ``call_<hex>``. A leading ``<think>...</think>`` block, or text ending in ``</think>``
-when the template opened the block in the prompt, becomes ``reasoning``; an unclosed leading ``<think>`` (generation
-stopped while thinking) is all reasoning. Trailing end-of-turn markers (``<|im_end|>``, ``<|eot_id|>``,
-``<|eom_id|>``, ``</s>``, ...) are dropped.
+Every call gets a fresh id ``call_<hex>``. A reply holds at most `MAX_CALLS` calls, valid and invalid together:
+reading stops at the call past the cap, which becomes one invalid call saying so, and the rest of the reply is ignored
+(its text too). A leading ``<think>...</think>`` block, or text ending in ``</think>`` when the template opened the
+block in the prompt, becomes ``reasoning``; an unclosed leading ``<think>`` (generation stopped while thinking) is all
+reasoning. Trailing end-of-turn markers (``<|im_end|>``, ``<|eot_id|>``, ``<|eom_id|>``, ``</s>``, ...) are dropped.
 
 Parsing costs time linear in the text: markers are found with ``str.find``, JSON is read in place with
-``json.JSONDecoder.raw_decode``, and the few regular expressions have no nested repetition.
+``json.JSONDecoder.raw_decode`` (a failed decode, whose error counts the lines before it, only ever reads one block
+or one call's text between markers), and the few regular expressions have no nested repetition.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,9 +46,17 @@ from typing import Any, Literal
 from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
-__all__ = ["ParsedReply", "ToolCallFormat", "detect_format", "new_call_id", "parse_reply"]
+__all__ = ["MAX_CALLS", "ParsedReply", "ToolCallFormat", "detect_format", "new_call_id", "parse_reply"]
 
 ToolCallFormat = Literal["hermes", "llama3", "mistral", "auto"]
+
+MAX_CALLS = 64
+"""The most tool calls (valid and invalid together) one reply may hold.
+
+Reading stops at the call past the cap: it is replaced by one invalid call saying that the reply holds more than
+``MAX_CALLS`` tool calls and the rest were ignored, and nothing after it is read. A model that writes more calls than
+this in one turn is looping, and a flood of tiny broken calls must not cost a record (and an id) each.
+"""
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -56,6 +69,9 @@ _PYTHON_TAG = "<|python_tag|>"
 _LLAMA_HEADER = "<|start_header_id|>"
 # End-of-turn markers a decode may keep when special tokens are not skipped.
 _END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>")
+# A run of whitespace and end markers, read backwards: matched at the start of the reversed text, it is the run that
+# ends the text (no marker ends with another, so which one ends the text is never in doubt).
+_END_TAIL = re.compile("(?:\\s|" + "|".join(re.escape(marker[::-1]) for marker in _END_MARKERS) + ")*")
 _ARGS_KEYS = ("arguments", "parameters")
 _CALL_KEYS = frozenset({"name", "arguments", "parameters", "type", "id"})
 
@@ -77,7 +93,8 @@ class ParsedReply:
         content: The text left for ``AIMessage.content``: tool-call markup and the ``<think>`` block removed, stripped.
         tool_calls: The well-formed calls, in order, each with a fresh id ``call_<hex>`` and type ``tool_call``.
         invalid_tool_calls: The calls whose JSON does not parse, that lack a name, or whose arguments are not a
-            JSON object; ``args`` holds the raw text and ``error`` says what is wrong, written for the model.
+            JSON object; ``args`` holds the raw text and ``error`` says what is wrong, written for the model. When
+            the reply holds more than `MAX_CALLS` calls, the last one says so and the rest were not read.
         reasoning: The ``<think>`` block's text ('' when none), kept out of ``content``.
     """
 
@@ -88,8 +105,8 @@ class ParsedReply:
 
 
 def new_call_id() -> str:
-    """Return a fresh tool call id, ``call_`` and 24 hex digits."""
-    return f"call_{uuid.uuid4().hex[:24]}"
+    """Return a fresh tool call id, ``call_`` and 24 random hex digits."""
+    return "call_" + os.urandom(12).hex()
 
 
 def parse_reply(
@@ -161,16 +178,35 @@ def detect_format(chat_template: str | None) -> ToolCallFormat:
 
 
 class _Calls:
-    """The calls found so far, well-formed and invalid, in order of appearance."""
+    """The calls found so far, well-formed and invalid, in order of appearance, at most `MAX_CALLS` of them.
 
-    __slots__ = ("invalid", "valid")
+    The call past the cap is recorded as one invalid call saying so, and sets ``full``: the parsers then stop reading,
+    and any call added after it is dropped.
+    """
+
+    __slots__ = ("full", "invalid", "valid")
 
     def __init__(self) -> None:
         self.valid: list[ToolCall] = []
         self.invalid: list[InvalidToolCall] = []
+        self.full = False
+
+    def _room(self) -> bool:
+        """Whether one more call may be recorded; the first time it may not, record the overflow instead."""
+        if self.full:
+            return False
+        if len(self.valid) + len(self.invalid) < MAX_CALLS:
+            return True
+        self.full = True
+        error = (
+            f"the reply holds more than {MAX_CALLS} tool calls; only the first {MAX_CALLS} were read, the rest ignored"
+        )
+        self.invalid.append(invalid_tool_call(name=None, args="", id=new_call_id(), error=error))
+        return False
 
     def add_invalid(self, name: str | None, args: str, error: str) -> None:
-        self.invalid.append(invalid_tool_call(name=name, args=args, id=new_call_id(), error=error))
+        if self._room():
+            self.invalid.append(invalid_tool_call(name=name, args=args, id=new_call_id(), error=error))
 
     def add_object(self, obj: Any, raw: str) -> None:
         """Add one decoded call object, ``{"name": ..., "arguments": ...}`` or OpenAI's ``{"function": {...}}``."""
@@ -205,7 +241,8 @@ class _Calls:
         if not isinstance(args, dict):
             self.add_invalid(name, _dump(args), f"arguments must be a JSON object, got {_kind(args)}")
             return
-        self.valid.append(tool_call(name=name, args=args, id=new_call_id()))
+        if self._room():
+            self.valid.append(tool_call(name=name, args=args, id=new_call_id()))
 
     def add_unparsable(self, segment: str, error_pos: int, exc: Exception) -> None:
         """Add a call whose JSON text ``segment`` fails to decode at ``error_pos``, salvaging its name and args."""
@@ -222,8 +259,9 @@ class _Calls:
         what = "the tool call is"
         found = _ARGS_KEY.search(segment)
         if found is not None:
-            args = _args_text(segment, found.end())
-            if error_pos >= found.end():
+            args, args_end = _args_text(segment, found.end())
+            # Blame the arguments only when the error lies in them: past their end (they decode) it is the call's.
+            if found.end() <= error_pos and (args_end is None or error_pos < args_end):
                 what = "arguments are"
         self.add_invalid(name, args, f"{what} not valid JSON: {_reason(exc)}")
 
@@ -236,8 +274,11 @@ def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _args_text(segment: str, start: int) -> str:
-    """The raw arguments of a broken call object: the arguments value when it decodes, else the rest of the text."""
+def _args_text(segment: str, start: int) -> tuple[str, int | None]:
+    """The raw arguments of a broken call object, and where they end when they decode (else None).
+
+    The raw arguments are the arguments value when it decodes, else the rest of the text.
+    """
     try:
         _, end = _DECODER.raw_decode(segment, start)
     except (ValueError, RecursionError):
@@ -245,8 +286,8 @@ def _args_text(segment: str, start: int) -> str:
         # Drop the call object's own closing brace when the arguments text has one brace too many.
         if segment.lstrip().startswith("{") and rest.endswith("}") and rest.count("}") > rest.count("{"):
             rest = rest[:-1].rstrip()
-        return rest
-    return segment[start:end]
+        return rest, None
+    return segment[start:end], end
 
 
 def _looks_like_call(obj: Any, names: frozenset[str] | None) -> bool:
@@ -308,14 +349,12 @@ def _decode(text: str, pos: int) -> tuple[Any, int]:
 
 
 def _drop_end_markers(text: str) -> str:
+    """The text without its trailing end-of-turn markers and the whitespace around them."""
     text = text.rstrip()
-    while True:
-        for marker in _END_MARKERS:
-            if text.endswith(marker):
-                text = text[: -len(marker)].rstrip()
-                break
-        else:
-            return text
+    # One match on the reversed text: stripping a marker and then whitespace, again and again, costs quadratic time
+    # when each step slices the text, and a Python loop over a megabyte of markers is slow.
+    tail = _END_TAIL.match(text[::-1])
+    return text if tail is None else text[: len(text) - tail.end()]
 
 
 def _split_think(text: str) -> tuple[str, str]:
@@ -359,7 +398,7 @@ def _parse_hermes(body: str, calls: _Calls) -> str:
     parts: list[str] = []
     pos = 0
     close = -2  # position of the next closing tag; -2: not searched yet, -1: there is none
-    while True:
+    while not calls.full:
         start = body.find(_HERMES_OPEN, pos)
         if start == -1:
             parts.append(body[pos:])
@@ -388,7 +427,7 @@ def _hermes_block(block: str, calls: _Calls) -> None:
         calls.add_invalid(None, "", "the tool call is empty")
         return
     pos = 0
-    while pos < len(raw):
+    while pos < len(raw) and not calls.full:
         if raw[pos] not in "{[":
             if pos == 0:
                 calls.add_invalid(None, raw, "a tool call must be a JSON object with a name and arguments")
@@ -399,97 +438,109 @@ def _hermes_block(block: str, calls: _Calls) -> None:
         except ValueError as exc:
             calls.add_unparsable(raw[start:], getattr(exc, "pos", start) - start, exc)
             return
-        for item in value if isinstance(value, list) else [value]:
-            calls.add_object(item, raw[start:pos])
+        _add_objects(value, raw[start:pos], calls)
         pos = _skip(_CALL_SEP, raw, pos)
 
 
+def _add_objects(value: Any, raw: str, calls: _Calls) -> None:
+    """Add the call object ``value``, or each element of the list ``value``; ``raw`` is its JSON text."""
+    for item in value if isinstance(value, list) else [value]:
+        if calls.full:
+            return
+        calls.add_object(item, raw)
+
+
 def _parse_mistral(body: str, calls: _Calls) -> str:
-    """Read the calls after each ``[TOOL_CALLS]`` marker; return the text outside them."""
+    """Read the calls after each ``[TOOL_CALLS]`` marker, up to the next one; return the text outside them."""
     parts: list[str] = []
     pos = 0
-    while pos < len(body):
-        marker = body.find(_MISTRAL_CALLS, pos)
-        if marker == -1:
-            parts.append(body[pos:])
-            break
+    marker = body.find(_MISTRAL_CALLS)
+    while marker != -1 and not calls.full:
         parts.append(body[pos:marker])
-        pos = _mistral_calls(body, _skip(_SPACE, body, marker + len(_MISTRAL_CALLS)), calls)
+        start = marker + len(_MISTRAL_CALLS)
+        marker = body.find(_MISTRAL_CALLS, start)
+        # Slice the calls' text once: JSON read in it never runs past the next marker, and a failed decode's error
+        # counts lines from the start of this text only, so reading every marker's text costs linear time in all.
+        text = body[start:] if marker == -1 else body[start:marker]
+        pos = start + _mistral_calls(text, calls)
+    if not calls.full:
+        parts.append(body[pos:])
     return _join(parts)
 
 
-def _segment_end(body: str, pos: int) -> int:
-    """Where the text of a broken call starting at ``pos`` ends: at the next marker, or the end."""
-    marker = body.find(_MISTRAL_CALLS, pos)
-    return len(body) if marker == -1 else marker
-
-
-def _mistral_calls(body: str, pos: int, calls: _Calls) -> int:
-    """Read what follows one ``[TOOL_CALLS]`` marker (at ``pos``); return where reading stopped."""
-    if pos >= len(body):
+def _mistral_calls(text: str, calls: _Calls) -> int:
+    """Read the text between one ``[TOOL_CALLS]`` marker and the next (or the end); return where reading stopped."""
+    pos = _skip(_SPACE, text, 0)
+    if pos >= len(text):
         calls.add_invalid(None, "", f"nothing follows {_MISTRAL_CALLS}: expected a tool name or a JSON list of calls")
         return pos
-    if body[pos] in "[{":
-        return _mistral_json(body, pos, calls)
-    found = _TOOL_NAME.match(body, pos)
+    if text[pos] in "[{":
+        return _mistral_json(text, pos, calls)
+    found = _TOOL_NAME.match(text, pos)
     if found is None:
-        end = _segment_end(body, pos)
-        calls.add_invalid(None, body[pos:end].strip(), f"expected a tool name after {_MISTRAL_CALLS}")
-        return end
+        calls.add_invalid(None, text[pos:].strip(), f"expected a tool name after {_MISTRAL_CALLS}")
+        return len(text)
     name = found.group()
     pos = found.end()
-    if body.startswith(_MISTRAL_CALL_ID, pos):
-        pos = _skip(_CALL_ID, body, pos + len(_MISTRAL_CALL_ID))
-    if body.startswith(_MISTRAL_ARGS, pos):
+    if text.startswith(_MISTRAL_CALL_ID, pos):
+        pos = _skip(_CALL_ID, text, pos + len(_MISTRAL_CALL_ID))
+    if text.startswith(_MISTRAL_ARGS, pos):
         pos += len(_MISTRAL_ARGS)
-    pos = _skip(_SPACE, body, pos)
-    if pos < len(body) and body[pos] in "{[":
+    pos = _skip(_SPACE, text, pos)
+    if pos < len(text) and text[pos] in "{[":
         try:
-            args, end = _decode(body, pos)
+            args, end = _decode(text, pos)
         except ValueError as exc:
-            end = _segment_end(body, pos)
-            calls.add_invalid(name, body[pos:end].strip(), f"arguments are not valid JSON: {_reason(exc)}")
-            return end
+            calls.add_invalid(name, text[pos:].strip(), f"arguments are not valid JSON: {_reason(exc)}")
+            return len(text)
         calls.add_args(name, args)
         return end
-    end = _segment_end(body, pos)
-    calls.add_invalid(name, body[pos:end].strip(), f"no JSON arguments follow the tool name {name!r}")
-    return end
+    calls.add_invalid(name, text[pos:].strip(), f"no JSON arguments follow the tool name {name!r}")
+    return len(text)
 
 
-def _mistral_json(body: str, pos: int, calls: _Calls) -> int:
+def _mistral_json(text: str, pos: int, calls: _Calls) -> int:
     """Read a JSON call object or list of them at ``pos``, keeping the complete calls of a list cut off early."""
     try:
-        value, end = _decode(body, pos)
+        value, end = _decode(text, pos)
     except ValueError as exc:
-        if body[pos] == "[":
-            return _mistral_open_list(body, pos + 1, calls)
-        end = _segment_end(body, pos)
-        calls.add_unparsable(body[pos:end], getattr(exc, "pos", pos) - pos, exc)
-        return end
-    for item in value if isinstance(value, list) else [value]:
-        calls.add_object(item, body[pos:end])
+        if text[pos] == "[":
+            return _mistral_open_list(text, pos, calls)
+        calls.add_unparsable(text[pos:], getattr(exc, "pos", pos) - pos, exc)
+        return len(text)
+    _add_objects(value, text[pos:end], calls)
     return end
 
 
-def _mistral_open_list(body: str, pos: int, calls: _Calls) -> int:
-    """Read the elements of a list of calls that does not decode as a whole (cut off, or one element broken)."""
+def _mistral_open_list(text: str, pos: int, calls: _Calls) -> int:
+    """Read the elements of the list of calls at ``pos`` that does not decode as a whole (cut off, or one broken).
+
+    A list that holds no element, cut off right after its ``[`` say, is one invalid call: the model meant to call.
+    """
+    opening = pos
+    pos += 1
+    read = False
     while True:
-        pos = _skip(_LIST_SEP, body, pos)
-        if pos >= len(body):
-            return pos
-        if body[pos] == "]":
-            return pos + 1
-        if body.startswith(_MISTRAL_CALLS, pos):
+        pos = _skip(_LIST_SEP, text, pos)
+        if pos >= len(text):
+            break
+        if text[pos] == "]":
+            pos += 1
+            break
+        if calls.full:
             return pos
         start = pos
         try:
-            value, pos = _decode(body, start)
+            value, pos = _decode(text, start)
         except ValueError as exc:
-            end = _segment_end(body, start)
-            calls.add_unparsable(body[start:end], getattr(exc, "pos", start) - start, exc)
-            return end
-        calls.add_object(value, body[start:pos])
+            calls.add_unparsable(text[start:], getattr(exc, "pos", start) - start, exc)
+            return len(text)
+        calls.add_object(value, text[start:pos])
+        read = True
+    if not read:
+        error = f"the JSON list of calls after {_MISTRAL_CALLS} ends before its first call"
+        calls.add_invalid(None, text[opening:pos].strip(), error)
+    return pos
 
 
 def _parse_llama3(body: str, names: frozenset[str] | None, calls: _Calls) -> str:
@@ -499,24 +550,36 @@ def _parse_llama3(body: str, names: frozenset[str] | None, calls: _Calls) -> str
     if tagged:
         text = text[len(_PYTHON_TAG) :].strip()
     text = _strip_fence(text)
-    # After the tag the model has committed to a call: any object is read (and validated) as one.
-    values = _json_calls(text, None if tagged else names, strict=not tagged)
-    if values is None:
+    # After the tag the model has committed to a call: any object is read (and validated) as one, and JSON that
+    # breaks off is an invalid call rather than content.
+    found = _json_calls(text, None if tagged else names, strict=not tagged)
+    if found is None:
         if tagged:
             calls.add_invalid(None, text, f"expected a JSON tool call after {_PYTHON_TAG}")
             return ""
         return body
-    for value, raw in values:
-        calls.add_object(value, raw)
+    values, broken = found
+    for value, start, end in values:
+        if calls.full:
+            return ""
+        _add_objects(value, text[start:end], calls)
+    if broken is not None:
+        start, exc = broken
+        calls.add_unparsable(text[start:], getattr(exc, "pos", start) - start, exc)
     return ""
 
 
-def _json_calls(text: str, names: frozenset[str] | None, *, strict: bool) -> list[tuple[Any, str]] | None:
-    """The call values (with their raw text) when the whole text is JSON calls, else None.
+def _json_calls(
+    text: str, names: frozenset[str] | None, *, strict: bool
+) -> tuple[list[tuple[Any, int, int]], tuple[int, ValueError] | None] | None:
+    """The call values when the whole text is JSON calls (without ``strict``: maybe then broken JSON), else None.
 
-    With ``strict``, every value must look like a tool call (see `_looks_like_call`).
+    Returns:
+        The decoded values, each with where its JSON text starts and ends, and, without ``strict`` only, where the
+        JSON that failed to decode after them starts and its error (else None). With ``strict``, JSON that fails to
+        decode gives None, and so does a value that does not look like a tool call (see `_looks_like_call`).
     """
-    out: list[tuple[Any, str]] = []
+    out: list[tuple[Any, int, int]] = []
     pos = _skip(_CALL_SEP, text, 0)
     while pos < len(text):
         if text[pos] not in "{[":
@@ -524,11 +587,13 @@ def _json_calls(text: str, names: frozenset[str] | None, *, strict: bool) -> lis
         start = pos
         try:
             value, pos = _decode(text, start)
-        except ValueError:
-            return None
+        except ValueError as exc:
+            if strict:
+                return None
+            return out, (start, exc)
         items = value if isinstance(value, list) else [value]
         if not items or (strict and not all(_looks_like_call(item, names) for item in items)):
             return None
-        out.extend((item, text[start:pos]) for item in items)
+        out.append((value, start, pos))
         pos = _skip(_CALL_SEP, text, pos)
-    return out or None
+    return (out, None) if out else None
