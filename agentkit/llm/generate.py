@@ -12,6 +12,7 @@ the one it gets alone, and with or without a prefix.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ def run_batch(
         One result per row, in order.
     """
     import torch
-    from transformers import DynamicCache, StoppingCriteriaList
+    from transformers import StoppingCriteriaList
 
     with torch.inference_mode():
         caches = [_prefill(model, row, device) for row in rows] if keep_cache else None
@@ -143,7 +144,7 @@ def run_batch(
             "stopping_criteria": StoppingCriteriaList([_Cancelled(rows)]),
         }
         if caches is not None:
-            options["past_key_values"] = DynamicCache(ddp_cache_data=_left_pad(caches, pads, torch))
+            options["past_key_values"] = _cache(_left_pad(caches, pads, torch))
         if settings.temperature > 0:
             options.update(temperature=settings.temperature, top_p=settings.top_p)
         else:  # greedy: unset sampling knobs a model's generation_config may carry, so transformers does not warn
@@ -173,12 +174,22 @@ def run_batch(
     return results
 
 
+def _cache(kv: KV | None) -> Any:
+    """A dynamic cache of `_GrowingLayer`s, holding `kv` when given."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = _growing_layer_class()
+    for index, (keys, values) in enumerate(kv or []):
+        cache.update(keys, values, index)
+    return cache
+
+
 def _prefill(model: Any, row: Row, device: str) -> KV:
     """Compute the row's keys and values for all prompt tokens but the last, starting from its prefix."""
     import torch
-    from transformers import DynamicCache
 
-    cache: Any = DynamicCache(ddp_cache_data=row.prefix.kv) if row.prefix is not None else DynamicCache()
+    cache = _cache(row.prefix.kv if row.prefix is not None else None)
     start = len(row.prefix.ids) if row.prefix is not None else 0
     todo = row.ids[start:-1]
     if todo:
@@ -207,14 +218,13 @@ def _left_pad(caches: list[KV], pads: list[int], torch: Any) -> list[tuple[Any, 
 
 
 def _row_cache(cache: Any, index: int, pad: int, ids: list[int]) -> Prefix:
-    """One row's keys and values after generation, without the batch padding; copies when the batch had others."""
+    """One row's keys and values after generation, without the batch padding (a compact copy, no spare capacity)."""
     length = min(len(ids), cache.get_seq_length() - pad)
     kv = []
     for layer in cache.layers:
         k = layer.keys[index : index + 1, :, pad : pad + length, :]
         v = layer.values[index : index + 1, :, pad : pad + length, :]
-        # A view would keep the whole batch cache alive; alone in its batch the row owns the tensors anyway.
-        kv.append((k, v) if layer.keys.shape[0] == 1 and pad == 0 else (k.clone(), v.clone()))
+        kv.append((k.clone(), v.clone()))  # a view would keep the whole batch buffer, spare capacity and all, alive
     return Prefix(ids[:length], kv)
 
 
@@ -263,6 +273,44 @@ def _finish(
     # Ended early with no end token and no stop string in the decoded text: a stop string that decoding spelled
     # differently (spaces around special tokens), or a criterion of the model's own.
     return text, "stop" if settings.stop else "eos", None
+
+
+@functools.cache
+def _growing_layer_class() -> type:
+    """The `DynamicLayer` of transformers, with buffers that grow by doubling instead of a full copy per token.
+
+    `DynamicLayer.update` concatenates the whole cache with each new token, which makes decoding quadratic in the
+    context and, on the CPU, costs as much as the matrix products at a thousand tokens of context. Writing into
+    spare capacity copies each token once (amortised); attention reads views of the filled part.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]  # untyped in transformers
+        is_croppable = False
+
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+            super().lazy_initialization(key_states, value_states)
+            self.buffers: tuple[Any, Any] | None = None
+            self.length = 0
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            start, end = self.length, self.length + key_states.shape[-2]
+            if self.buffers is None or end > self.buffers[0].shape[-2]:
+                shape = (*key_states.shape[:-2], max(2 * end, 64), key_states.shape[-1])
+                grown = (key_states.new_empty(shape), value_states.new_empty(shape))
+                if self.buffers is not None:
+                    grown[0][..., :start, :] = self.buffers[0][..., :start, :]
+                    grown[1][..., :start, :] = self.buffers[1][..., :start, :]
+                self.buffers = grown
+            self.buffers[0][..., start:end, :] = key_states
+            self.buffers[1][..., start:end, :] = value_states
+            self.length = end
+            self.keys, self.values = self.buffers[0][..., :end, :], self.buffers[1][..., :end, :]
+            return self.keys, self.values
+
+    return GrowingLayer
 
 
 class _Cancelled:
