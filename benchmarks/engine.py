@@ -12,13 +12,15 @@ Four measurements (issue 3), each printed as medians and a ratio:
    steps 3 and on: <= 0.5x. Also printed: prefilled prompt tokens / prompt tokens over steps 2 and on (agentkit's
    prefix reuse; smolagents prefills every prompt token every step). Goal <= 0.25.
 3. **8 episodes batched vs one after another** on agentkit (5 steps each, each step fed the model's own reply):
-   generated tokens per second. Goal >= 2x on the CPU.
+   generated tokens per second. Goal >= 2x on the CPU. Run on the 8-layer model and on a 4-layer, 256-wide one:
+   the gain depends on whether the CPU's arithmetic or the per-token overhead bounds decoding.
 4. **Framework time**: per agentkit step, the share of wall time spent outside the model (prompt rendering,
    tokenizing, queueing, parsing). Goal <= 2%.
 
 Models are built locally (`agentkit.llm.tiny`), so the run is offline: a trained 4-layer model for stopping, and a
-larger randomly initialised 8-layer model where only compute matters (episode and batching). Each random model
-writes its greedy tokens the same way in every framework, which the script checks before it reports a figure.
+larger randomly initialised 8-layer model (34M parameters) where only compute matters (episode and batching).
+Each random model writes its greedy tokens the same way in every framework, which the script checks before it
+reports a figure.
 
 Run ``python benchmarks/engine.py`` (``--quick`` for fewer repeats, ``--json PATH`` to save the figures).
 """
@@ -241,7 +243,9 @@ def build_models(workdir: Path) -> tuple[Path, Path]:
     prompt = render_prompt(tokenizer, [SystemMessage(SYSTEM), HumanMessage("Question: What is 17 + 25?")], None)
     # No end token after the invented observation: like small models without stop strings, it runs on.
     train_to_say(stop_folder, [(prompt, ACTION + "\nObservation: 42\nThought: I now know")], steps=400, end=False)
-    compute_folder = build_tiny_model(workdir / "compute", hidden_size=512, layers=8, heads=8, vocab_size=1024)
+    compute_folder = build_tiny_model(
+        workdir / "compute", hidden_size=512, layers=8, heads=8, vocab_size=1024, context=4096
+    )
     return stop_folder, compute_folder
 
 
@@ -265,6 +269,14 @@ def main() -> None:
             "react_step_vs_langchain": stop_step(stop_folder, repeats),
             "episode_vs_smolagents": episode(compute_folder, steps=6, repeats=repeats, new_tokens=24),
             "batch_of_8": batched(compute_folder, episodes=8, steps=5, new_tokens=24),
+            # Where the CPU's arithmetic, not per-token overhead, bounds decoding (above), batching gains less;
+            # a smaller model shows the other end of the range.
+            "batch_of_8_small_model": batched(
+                build_tiny_model(Path(tmp) / "small", hidden_size=256, layers=4, heads=4, context=4096),
+                episodes=8,
+                steps=5,
+                new_tokens=24,
+            ),
         }
     print(json.dumps(figures, indent=2))
     if args.json:

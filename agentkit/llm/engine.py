@@ -143,9 +143,10 @@ class Engine:
         device: Where the model is.
         max_batch_size: The most rows in one `generate` call.
         prefix_cache_size: Cached prefixes kept; two per concurrent episode is plenty. 0 turns prefix reuse off.
-        batch_wait_s: After a batch of several rows, how long the worker waits for as many requests to arrive
-            before running a smaller batch. Episodes that ran in one batch come back within a tool call's time;
-            a single caller never waits.
+        batch_wait_s: After a batch of several rows, how long the worker waits at least for as many requests to
+            arrive before running a smaller batch; it waits up to a tenth of the last batch's time when that is
+            longer (the episodes of a batch come back after their tools and prompt rendering, which grow with the
+            batch). A single caller never waits.
     """
 
     def __init__(
@@ -169,6 +170,7 @@ class Engine:
         self._pending: deque[Request] = deque()
         self._ready = threading.Condition()
         self._last_batch = 1
+        self._last_seconds = 0.0
         self._worker: threading.Thread | None = None
 
     def submit(self, request: Request) -> Future[Generated]:
@@ -197,7 +199,8 @@ class Engine:
             want = min(self._last_batch, self.max_batch_size)
             if want > 1:
                 # The episodes of the last batch are running their tools; wait briefly for them to come back.
-                self._ready.wait_for(lambda: len(self._pending) >= want, timeout=self.batch_wait_s)
+                window = max(self.batch_wait_s, 0.1 * self._last_seconds)
+                self._ready.wait_for(lambda: len(self._pending) >= want, timeout=window)
             first = self._pending.popleft()
             batch, rest = [first], deque[Request]()
             while self._pending:
@@ -228,6 +231,7 @@ class Engine:
         settings = live[0].settings
         results = run_batch(self.model, self.tokenizer, rows, settings, device=self.device, keep_cache=self._reuse)
         elapsed = time.perf_counter() - started
+        self._last_seconds = elapsed
         self.stats.batches += 1
         self.stats.generate_seconds += elapsed
         for request, result in zip(live, results, strict=True):

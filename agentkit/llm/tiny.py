@@ -204,6 +204,7 @@ def build_tiny_model(
     heads: int = 4,
     seed: int = 0,
     arch: Literal["llama", "gpt2"] = "llama",
+    context: int = 1024,
 ) -> Path:
     """Build and save a tiny, randomly initialised causal LM with its own tokenizer.
 
@@ -225,6 +226,7 @@ def build_tiny_model(
         heads: The number of attention heads; must divide `hidden_size`.
         seed: The seed for the model's random initialisation.
         arch: `"llama"` for a `LlamaForCausalLM`, `"gpt2"` for a `GPT2LMHeadModel`.
+        context: The longest sequence the model and tokenizer are declared for, in tokens.
 
     Returns:
         The folder, as a `Path`.
@@ -250,7 +252,7 @@ def build_tiny_model(
         bos_token=None,
         unk_token=None,
         padding_side="left",
-        model_max_length=1024,
+        model_max_length=context,
         clean_up_tokenization_spaces=False,
     )
     if chat_template is not None:
@@ -274,7 +276,7 @@ def build_tiny_model(
             num_hidden_layers=layers,
             num_attention_heads=heads,
             num_key_value_heads=heads,
-            max_position_embeddings=1024,
+            max_position_embeddings=context,
             tie_word_embeddings=True,
             **ids,
         )
@@ -284,7 +286,7 @@ def build_tiny_model(
 
         gpt2_config = GPT2Config(
             vocab_size=len(tokenizer),
-            n_positions=1024,
+            n_positions=context,
             n_embd=hidden_size,
             n_layer=layers,
             n_head=heads,
