@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tinymodels import GREETING, RUNAWAY, THOUGHTFUL, WEATHER_CALLS, weather_schema
@@ -35,6 +36,21 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+def _trained_copy(
+    base: Path, out: Path, replies: list[tuple[list[Any], list[dict[str, Any]] | None, str]], steps: int
+) -> Path:
+    """Copy the tiny model to `out` and train it to answer each (conversation, tools) with its reply."""
+    from transformers import AutoTokenizer
+
+    from agentkit.llm.prompt import render_prompt
+    from agentkit.llm.tiny import train_to_say
+
+    shutil.copytree(base, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    train_to_say(out, [(render_prompt(tokenizer, c, tools), reply) for c, tools, reply in replies], steps=steps)
+    return out
+
+
 @pytest.fixture(scope="session")
 def chat_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model trained to answer a few prompts exactly (greedy decoding reproduces the replies).
@@ -44,35 +60,20 @@ def chat_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     * "capital of France?" -> a <think> block, then the answer.
     """
     from langchain_core.messages import HumanMessage
-    from transformers import AutoTokenizer
 
-    from agentkit.llm.prompt import render_prompt
-    from agentkit.llm.tiny import train_to_say
-
-    out = tmp_path_factory.mktemp("chat") / "model"
-    shutil.copytree(tiny_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    texts = [
-        (render_prompt(tokenizer, [HumanMessage("hi")], None), GREETING + RUNAWAY),
-        (render_prompt(tokenizer, [HumanMessage("weather in Paris and Tokyo?")], [weather_schema()]), WEATHER_CALLS),
-        (render_prompt(tokenizer, [HumanMessage("capital of France?")], None), THOUGHTFUL),
+    replies = [
+        ([HumanMessage("hi")], None, GREETING + RUNAWAY),
+        ([HumanMessage("weather in Paris and Tokyo?")], [weather_schema()], WEATHER_CALLS),
+        ([HumanMessage("capital of France?")], None, THOUGHTFUL),
     ]
-    train_to_say(out, texts, steps=400)
-    return out
+    return _trained_copy(tiny_dir, tmp_path_factory.mktemp("chat") / "model", replies, steps=400)
 
 
 @pytest.fixture(scope="session")
 def talker_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model trained to greet after a user turn, whatever it says: a model that always writes some text."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-    from transformers import AutoTokenizer
 
-    from agentkit.llm.prompt import render_prompt
-    from agentkit.llm.tiny import train_to_say
-
-    out = tmp_path_factory.mktemp("talker") / "model"
-    shutil.copytree(tiny_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
     conversations = [
         [HumanMessage("Hello")],
         [HumanMessage("What is 1 + 1?")],
@@ -80,5 +81,5 @@ def talker_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         [HumanMessage("hello"), AIMessage("Hello!"), HumanMessage("how are you?")],
         [HumanMessage("Write a very long story about a fox.")],
     ]
-    train_to_say(out, [(render_prompt(tokenizer, c, None), GREETING) for c in conversations], steps=300)
-    return out
+    replies = [(c, None, GREETING) for c in conversations]
+    return _trained_copy(tiny_dir, tmp_path_factory.mktemp("talker") / "model", replies, steps=300)
