@@ -40,6 +40,7 @@ from agentkit.llm.engine import Engine, EngineStats, Request
 from agentkit.llm.generate import Generated, GenerationSettings, Row
 from agentkit.llm.loading import Quantize, load_model
 from agentkit.llm.prompt import render_prompt
+from agentkit.llm.response_parser import parse_with_tokenizer
 from agentkit.llm.streaming import VisibleText
 from agentkit.llm.toolcalls import ToolCallFormat, detect_format, parse_reply
 
@@ -311,15 +312,18 @@ class LocalChatModel(BaseChatModel):
             json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
         )
         future = engine.submit(Request(row, settings))
-        return _Call(future, cancelled, names, visible)
+        return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools)
 
     def _message(self, generated: Generated, call: _Call) -> AIMessage:
-        parsed = parse_reply(
-            generated.text,
-            format=self.tool_format,
-            # Without bound tools there is nothing to call: the text, think block aside, is the answer.
-            tool_names=call.tool_names,
-        )
+        # The tokenizer's own response parser, where the model ships one, knows the model's format best.
+        parsed = parse_with_tokenizer(self.tokenizer, generated.text, prompt=call.prompt, tools=call.tools)
+        if parsed is None:
+            parsed = parse_reply(
+                generated.text,
+                format=self.tool_format,
+                # Without bound tools there is nothing to call: the text, think block aside, is the answer.
+                tool_names=call.tool_names,
+            )
         if not call.tool_names:
             content, tool_calls, invalid = parsed.content, [], []
             if parsed.tool_calls or parsed.invalid_tool_calls:  # markup without tools bound stays visible text
@@ -354,15 +358,24 @@ class LocalChatModel(BaseChatModel):
 class _Call:
     """One queued call and what reading its reply needs."""
 
-    __slots__ = ("cancelled", "future", "tool_names", "visible")
+    __slots__ = ("cancelled", "future", "prompt", "tool_names", "tools", "visible")
 
     def __init__(
-        self, future: futures.Future[Generated], cancelled: threading.Event, tool_names: list[str], visible: VisibleText
+        self,
+        future: futures.Future[Generated],
+        cancelled: threading.Event,
+        tool_names: list[str],
+        visible: VisibleText,
+        *,
+        prompt: str,
+        tools: list[dict[str, Any]] | None,
     ) -> None:
         self.future = future
         self.cancelled = cancelled
         self.tool_names = tool_names
         self.visible = visible
+        self.prompt = prompt  # the rendered prompt and the tool schemas: the tokenizer's response parser reads them
+        self.tools = tools
 
 
 def _wait(future: futures.Future[Generated], cancelled: threading.Event) -> Generated:

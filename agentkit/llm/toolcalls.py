@@ -46,7 +46,15 @@ from typing import Any, Literal
 from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
-__all__ = ["MAX_CALLS", "ParsedReply", "ToolCallFormat", "detect_format", "new_call_id", "parse_reply"]
+__all__ = [
+    "MAX_CALLS",
+    "CallCollector",
+    "ParsedReply",
+    "ToolCallFormat",
+    "detect_format",
+    "new_call_id",
+    "parse_reply",
+]
 
 ToolCallFormat = Literal["hermes", "llama3", "mistral", "auto"]
 
@@ -129,7 +137,7 @@ def parse_reply(
     """
     reasoning, body = _split_think(_drop_end_markers(text))
     names = None if tool_names is None else frozenset(tool_names)
-    calls = _Calls()
+    calls = CallCollector()
     if format == "auto":
         if _HERMES_OPEN in body:
             format = "hermes"
@@ -177,8 +185,8 @@ def detect_format(chat_template: str | None) -> ToolCallFormat:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class _Calls:
-    """The calls found so far, well-formed and invalid, in order of appearance, at most `MAX_CALLS` of them.
+class CallCollector:
+    """Tool calls as a parser finds them, well-formed and invalid, in order, at most `MAX_CALLS` of them.
 
     The call past the cap is recorded as one invalid call saying so, and sets ``full``: the parsers then stop reading,
     and any call added after it is dropped.
@@ -205,6 +213,7 @@ class _Calls:
         return False
 
     def add_invalid(self, name: str | None, args: str, error: str) -> None:
+        """Add a call the model botched: `args` is its raw text, `error` says what is wrong, for the model."""
         if self._room():
             self.invalid.append(invalid_tool_call(name=name, args=args, id=new_call_id(), error=error))
 
@@ -393,7 +402,7 @@ def _strip_fence(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _parse_hermes(body: str, calls: _Calls) -> str:
+def _parse_hermes(body: str, calls: CallCollector) -> str:
     """Read ``<tool_call>...</tool_call>`` blocks; return the text around them."""
     parts: list[str] = []
     pos = 0
@@ -420,7 +429,7 @@ def _parse_hermes(body: str, calls: _Calls) -> str:
     return _join(parts)
 
 
-def _hermes_block(block: str, calls: _Calls) -> None:
+def _hermes_block(block: str, calls: CallCollector) -> None:
     """Read the call(s) in one ``<tool_call>`` block: JSON objects, or lists of them."""
     raw = _strip_fence(block.strip())
     if not raw:
@@ -442,7 +451,7 @@ def _hermes_block(block: str, calls: _Calls) -> None:
         pos = _skip(_CALL_SEP, raw, pos)
 
 
-def _add_objects(value: Any, raw: str, calls: _Calls) -> None:
+def _add_objects(value: Any, raw: str, calls: CallCollector) -> None:
     """Add the call object ``value``, or each element of the list ``value``; ``raw`` is its JSON text."""
     for item in value if isinstance(value, list) else [value]:
         if calls.full:
@@ -450,7 +459,7 @@ def _add_objects(value: Any, raw: str, calls: _Calls) -> None:
         calls.add_object(item, raw)
 
 
-def _parse_mistral(body: str, calls: _Calls) -> str:
+def _parse_mistral(body: str, calls: CallCollector) -> str:
     """Read the calls after each ``[TOOL_CALLS]`` marker, up to the next one; return the text outside them."""
     parts: list[str] = []
     pos = 0
@@ -468,7 +477,7 @@ def _parse_mistral(body: str, calls: _Calls) -> str:
     return _join(parts)
 
 
-def _mistral_calls(text: str, calls: _Calls) -> int:
+def _mistral_calls(text: str, calls: CallCollector) -> int:
     """Read the text between one ``[TOOL_CALLS]`` marker and the next (or the end); return where reading stopped."""
     pos = _skip(_SPACE, text, 0)
     if pos >= len(text):
@@ -499,7 +508,7 @@ def _mistral_calls(text: str, calls: _Calls) -> int:
     return len(text)
 
 
-def _mistral_json(text: str, pos: int, calls: _Calls) -> int:
+def _mistral_json(text: str, pos: int, calls: CallCollector) -> int:
     """Read a JSON call object or list of them at ``pos``, keeping the complete calls of a list cut off early."""
     try:
         value, end = _decode(text, pos)
@@ -512,7 +521,7 @@ def _mistral_json(text: str, pos: int, calls: _Calls) -> int:
     return end
 
 
-def _mistral_open_list(text: str, pos: int, calls: _Calls) -> int:
+def _mistral_open_list(text: str, pos: int, calls: CallCollector) -> int:
     """Read the elements of the list of calls at ``pos`` that does not decode as a whole (cut off, or one broken).
 
     A list that holds no element, cut off right after its ``[`` say, is one invalid call: the model meant to call.
@@ -543,7 +552,7 @@ def _mistral_open_list(text: str, pos: int, calls: _Calls) -> int:
     return pos
 
 
-def _parse_llama3(body: str, names: frozenset[str] | None, calls: _Calls) -> str:
+def _parse_llama3(body: str, names: frozenset[str] | None, calls: CallCollector) -> str:
     """Read a reply that is wholly JSON calls (optionally after ``<|python_tag|>``); else return it as content."""
     text = body.strip()
     tagged = text.startswith(_PYTHON_TAG)
