@@ -322,3 +322,15 @@ def test_no_warnings_from_transformers_on_a_greedy_call(chat: LocalChatModel) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         chat.invoke("hi", stop=STOP)
+
+
+async def test_leaving_a_stream_early_cancels_it_and_spares_the_calls_batched_with_it(chat_dir: Path) -> None:
+    chat = LocalChatModel.from_pretrained(chat_dir, max_new_tokens=64)
+    other = asyncio.create_task(chat.ainvoke("hi"))
+    async for chunk in chat.astream("hi"):
+        assert GREETING.startswith(str(chunk.content))
+        break  # the consumer leaves after the first chunk, mid-generation
+    for _ in chat.stream("hi"):
+        break
+    assert (await other).content == (GREETING + RUNAWAY).strip()
+    assert (await chat.ainvoke("hi", stop=STOP)).content == GREETING

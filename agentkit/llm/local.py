@@ -18,6 +18,7 @@ What it does that LangChain's `ChatHuggingFace` + `HuggingFacePipeline` do not (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -260,11 +261,13 @@ class LocalChatModel(BaseChatModel):
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[int | None] = asyncio.Queue()
 
-        def on_token(token: int) -> None:
-            loop.call_soon_threadsafe(tokens.put_nowait, token)
+        def on_token(token: int | None) -> None:  # on the engine's worker thread
+            # A closed loop means the consumer left, and cancelled the call as it did: nothing to deliver.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(tokens.put_nowait, token)
 
         call = self._call(messages, stop, kwargs, on_token=on_token)
-        call.future.add_done_callback(lambda _: loop.call_soon_threadsafe(tokens.put_nowait, None))
+        call.future.add_done_callback(lambda _: on_token(None))
         try:
             while (token := await tokens.get()) is not None:
                 if delta := call.visible.push(token):
