@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "run_batch"]
+__all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "end_ids", "pad_id", "run_batch"]
 
 KV = list[tuple[Any, Any]]
 """Per layer, the cached (keys, values) tensors of one sequence, each of shape (1, heads, tokens, head size)."""
@@ -132,13 +132,13 @@ def run_batch(
         caches = [_prefill(model, row, device) for row in rows] if keep_cache else None
         width = max(len(row.ids) for row in rows)
         pads = [width - len(row.ids) for row in rows]
-        pad_id = _pad_id(tokenizer)
-        input_ids = torch.tensor([[pad_id] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
+        pad = pad_id(tokenizer)
+        input_ids = torch.tensor([[pad] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
         mask = torch.tensor([[0] * p + [1] * len(row.ids) for p, row in zip(pads, rows, strict=True)], device=device)
         options: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
             "do_sample": settings.temperature > 0,
-            "pad_token_id": pad_id,
+            "pad_token_id": pad,
             "return_dict_in_generate": True,
             "output_logits": any(row.logprobs for row in rows),
             "stopping_criteria": StoppingCriteriaList([_Cancelled(rows)]),
@@ -154,16 +154,16 @@ def run_batch(
         if any(row.on_token for row in rows):
             options["streamer"] = _Streamer(rows)
         output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
-    ends = _end_ids(model, tokenizer)
+    ends = end_ids(model, tokenizer)
     results = []
     for index, row in enumerate(rows):
         new = [int(t) for t in output.sequences[index, width:]]
         padded = False
-        while new and new[-1] == pad_id:  # padding after the row ended, while other rows went on
+        while new and new[-1] == pad:  # padding after the row ended, while other rows went on
             new.pop()
             padded = True
-        if padded and pad_id in ends:  # the pad is also the end token: keep the one that ended the row
-            new.append(pad_id)
+        if padded and pad in ends:  # the pad is also the end token: keep the one that ended the row
+            new.append(pad)
         scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         text, reason, matched = _finish(tokenizer, new, ends, settings, row.cancelled)
         kept = None
@@ -228,12 +228,14 @@ def _row_cache(cache: Any, index: int, pad: int, ids: list[int]) -> Prefix:
     return Prefix(ids[:length], kv)
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Any) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else its end of sequence, else 0."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return int(pad if pad is not None else 0)
 
 
-def _end_ids(model: Any, tokenizer: Any) -> set[int]:
+def end_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The token ids that end a reply: the tokenizer's end of sequence and the model's configured ones."""
     ends = {i for i in (tokenizer.eos_token_id,) if i is not None}
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ends.update(configured if isinstance(configured, list) else [] if configured is None else [configured])

@@ -38,7 +38,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from agentkit.llm.engine import Engine, EngineStats, Request
-from agentkit.llm.generate import Generated, GenerationSettings, Row
+from agentkit.llm.generate import Generated, GenerationSettings, Row, end_ids, pad_id
 from agentkit.llm.loading import Quantize, load_model
 from agentkit.llm.prompt import render_prompt
 from agentkit.llm.response_parser import parse_with_tokenizer
@@ -310,7 +310,8 @@ class LocalChatModel(BaseChatModel):
         visible = VisibleText(
             tokenizer,
             settings.stop,
-            _end_ids(engine),
+            # Padding follows a row's end while others in its batch go on.
+            {*end_ids(engine.model, tokenizer), pad_id(tokenizer)},
             thinking=prompt.rstrip().endswith("<think>"),
             json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
         )
@@ -399,14 +400,6 @@ def _next_token(tokens: queue.SimpleQueue[int | None]) -> int | None:
             return tokens.get(timeout=0.05)
         except queue.Empty:
             continue
-
-
-def _end_ids(engine: Engine) -> set[int]:
-    tokenizer = engine.tokenizer
-    ends = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
-    configured = getattr(getattr(engine.model, "generation_config", None), "eos_token_id", None)
-    ends.update(configured if isinstance(configured, list) else [] if configured is None else [configured])
-    return ends
 
 
 def _result(message: AIMessage) -> ChatResult:
