@@ -165,8 +165,8 @@ class Engine:
         self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_s
         self.stats = EngineStats()
-        self.prefixes = PrefixStore(prefix_cache_size if _plain_dynamic_cache(model) else 0)
         self._reuse = prefix_cache_size > 0 and _plain_dynamic_cache(model)
+        self.prefixes = PrefixStore(prefix_cache_size if self._reuse else 0)
         self._pending: deque[Request] = deque()
         self._ready = threading.Condition()
         self._last_batch = 1
