@@ -30,7 +30,7 @@ from agentkit.errors import ConfigError
 from agentkit.executor import Executor
 from agentkit.hooks import Hook
 from agentkit.planner import ChatRunnable, Planner, default_planner
-from agentkit.protocols import LongTermMemory, Recollection, Understanding
+from agentkit.protocols import LongTermMemory, Recollection, Slot, TurnContext, Understanding
 from agentkit.steps import AgentEvent, AgentResult, Step
 from agentkit.toolbox import Toolbox, ToolLike
 from agentkit.workers import Alarm
@@ -233,15 +233,17 @@ class Agent(Runnable[AgentInput, AgentResult]):
     def _spec(self, question: str, history: Sequence[BaseMessage]) -> EpisodeSpec:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         toolbox = self.toolbox
+        recalled = list(self.memory.recall(question)) if self.memory is not None else []
         memories: list[Recollection] = []
+        slots: Sequence[Slot] = ()
         if self.understanding is not None:
-            understood = self.understanding.understand(question, toolbox)
+            understood = self.understanding.understand(question, TurnContext(toolbox, history, recalled))
             if understood.tools is not None:
                 toolbox = toolbox.subset(understood.tools)
             memories.extend(understood.memories)
-        if self.memory is not None:
-            seen = {m.id for m in memories}
-            memories.extend(m for m in self.memory.recall(question) if m.id not in seen)
+            slots = understood.slots
+        seen = {m.id for m in memories}
+        memories.extend(m for m in recalled if m.id not in seen)
         return EpisodeSpec(
             llm=self.llm,
             runnable=self._bind(toolbox),
@@ -252,6 +254,7 @@ class Agent(Runnable[AgentInput, AgentResult]):
             deadline=deadline,
             instructions=self.instructions,
             memories=memories,
+            slots=slots,
             history=history,
         )
 

@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agentkit.planner import ChatRunnable, Planner, ToolRequest, Turn, _as_text_reply
-from agentkit.protocols import Recollection
+from agentkit.protocols import Recollection, Slot
 from agentkit.steps import Action, AgentResult, Final, FormatError, Observation, Status, Step, Thought
 from agentkit.toolbox import Toolbox
 
@@ -85,6 +85,7 @@ class EpisodeSpec:
         deadline: A `time.monotonic()` instant when the episode must end, or None.
         instructions: Extra system instructions from the user.
         memories: Long-term memories recalled for the question.
+        slots: Entities understanding read from the question, for the prompt templates.
         history: Earlier turns of a conversation, placed between the system prompt and the question.
     """
 
@@ -97,6 +98,7 @@ class EpisodeSpec:
     deadline: float | None
     instructions: str = ""
     memories: Sequence[Recollection] = ()
+    slots: Sequence[Slot] = ()
     history: Sequence[BaseMessage] = field(default_factory=tuple)
 
 
@@ -123,11 +125,14 @@ class _Episode:
         self.question = question
         self.episode_id = episode_id
         self.started = time.monotonic()
+        # Slots are passed only when there are some, so planners written before they existed keep working.
+        extra = {"slots": spec.slots} if spec.slots else {}
         system = spec.planner.system_prompt(
             spec.toolbox,
             max_steps=spec.max_steps,
             memories=[m.text for m in spec.memories],
             instructions=spec.instructions,
+            **extra,
         )
         self.messages: list[BaseMessage] = [SystemMessage(system), *spec.history, HumanMessage(question)]
         self.steps: list[Step] = []

@@ -27,6 +27,7 @@ from langchain_core.runnables import Runnable
 
 from agentkit.errors import ConfigError
 from agentkit.prompting import render
+from agentkit.protocols import Slot
 from agentkit.react_parser import ParsedAction, ParsedFinal, cut_at_observation, drop_think, parse_react
 from agentkit.steps import Observation
 from agentkit.toolbox import Toolbox
@@ -88,8 +89,16 @@ class Planner(ABC):
         return llm
 
     @abstractmethod
-    def system_prompt(self, toolbox: Toolbox, *, max_steps: int, memories: Sequence[str], instructions: str) -> str:
-        """The system prompt: format rules, tools (for text formats), budget and memories."""
+    def system_prompt(
+        self,
+        toolbox: Toolbox,
+        *,
+        max_steps: int,
+        memories: Sequence[str],
+        instructions: str,
+        slots: Sequence[Slot] = (),
+    ) -> str:
+        """The system prompt: format rules, tools (for text formats), budget, memories and the question's slots."""
 
     @abstractmethod
     def read(self, reply: BaseMessage, toolbox: Toolbox) -> Turn:
@@ -122,7 +131,13 @@ class ReActPlanner(Planner):
         return llm.bind(stop=self.stop)
 
     def system_prompt(  # noqa: D102
-        self, toolbox: Toolbox, *, max_steps: int, memories: Sequence[str], instructions: str
+        self,
+        toolbox: Toolbox,
+        *,
+        max_steps: int,
+        memories: Sequence[str],
+        instructions: str,
+        slots: Sequence[Slot] = (),
     ) -> str:
         tools = [
             {"name": t.name, "description": t.description.strip(), "args": toolbox.describe_args(t.name)}
@@ -135,6 +150,7 @@ class ReActPlanner(Planner):
             tool_names=", ".join(toolbox.names),
             max_steps=max_steps,
             memories=memories,
+            slots=slots,
         )
 
     def read(self, reply: BaseMessage, toolbox: Toolbox) -> Turn:  # noqa: D102
@@ -195,9 +211,17 @@ class ToolCallingPlanner(Planner):
             ) from exc
 
     def system_prompt(  # noqa: D102
-        self, toolbox: Toolbox, *, max_steps: int, memories: Sequence[str], instructions: str
+        self,
+        toolbox: Toolbox,
+        *,
+        max_steps: int,
+        memories: Sequence[str],
+        instructions: str,
+        slots: Sequence[Slot] = (),
     ) -> str:
-        return render("tool_calling_system.jinja", instructions=instructions, max_steps=max_steps, memories=memories)
+        return render(
+            "tool_calling_system.jinja", instructions=instructions, max_steps=max_steps, memories=memories, slots=slots
+        )
 
     def read(self, reply: BaseMessage, toolbox: Toolbox) -> Turn:  # noqa: D102
         thought = drop_think(_text(reply)).strip()
