@@ -1,0 +1,157 @@
+"""Pairs from crafted reward logs: margins, ties, caps, versions, the cut point, and TRL's own dataset preparation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import messages_from_dict
+
+from agentkit import Agent, ConfigError
+from agentkit.cli_pairs import add_parser, run
+from agentkit.demonstrations import agent_tools
+from agentkit.pairs import build_kto, build_pairs, write_pairs
+from agentkit.rewards import RewardLog, RewardLogger
+from agentkit.tasks import Task, generate_tasks
+from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
+
+TASKS = generate_tasks(3, seed=0, weights={"arithmetic-2": 1.0})  # A: (61 + 19) / 8 = 10
+
+
+def _calc(expression: str) -> Any:
+    return tool_reply(tool_call("calculator", expression=expression))
+
+
+def _rollout(logger: RewardLogger, task: Task | str, replies: list[Any], workspace: Path) -> str:
+    question = task.question if isinstance(task, Task) else task
+    agent = Agent(ScriptedChatModel(responses=replies), tools=agent_tools(workspace), hooks=[logger])
+    with logger.task(task if isinstance(task, Task) else question):
+        return agent.invoke(question).episode_id
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log of crafted rollouts; the comments say what each group is for."""
+    root = tmp_path_factory.mktemp("pairs")
+    path, workspace = root / "log.db", root / "ws"
+    workspace.mkdir()
+    logger = RewardLogger(path, model="m1", tools=agent_tools(workspace))
+    a, b, c = TASKS
+    good = [_calc("61 + 19"), _calc("80 / 8"), "Each child gets 10 shells."]
+    # A: two correct, one wrong at the second call, one wrong at the first call.
+    kept = _rollout(logger, a, good, workspace)
+    _rollout(logger, a, [_calc("61 + 19"), "Each child gets 80 shells."], workspace)
+    _rollout(logger, a, good, workspace)
+    _rollout(logger, a, [_calc("61 * 19"), _calc("1159 / 8"), "Each child gets 144.875 shells."], workspace)
+    # B: a tie (both correct).
+    for _ in range(2):
+        _rollout(logger, b, [_calc("3 * 5"), _calc("20 - 15"), "David gets 5 back."], workspace)
+    # C: one correct rollout on model m1, one wrong on model m2: different versions never pair.
+    _rollout(logger, c, [_calc("9.25 - 1"), _calc("8.25 * 4"), "4 plants cost 33."], workspace)
+    other = RewardLogger(path, model="m2", tools=agent_tools(workspace))
+    _rollout(other, c, ["4 plants cost 37."], workspace)
+    # D: no task; identical replies that users judged differently.
+    thumbs = [_rollout(logger, "Hi, I am Anna.", ["Hello Anna!"], workspace) for _ in range(2)]
+    logger.feedback(thumbs[0], thumbs=True)
+    logger.feedback(thumbs[1], thumbs=False)
+    logger.feedback(kept, thumbs=True)
+    return path
+
+
+def _calls(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"] or ()]
+
+
+def test_best_against_worst_with_margin_ties_caps_and_versions(log: Path) -> None:
+    episodes = RewardLog(log).episodes()
+    rows, stats = build_pairs(episodes, margin=0.5, max_pairs_per_task=2)
+    assert (stats.episodes, stats.groups, stats.pairs) == (10, 5, 2)
+    assert (stats.single, stats.below_margin, stats.same_turns, stats.context_differs) == (2, 1, 1, 0)
+    assert stats.versions == {"m1@base": 9, "m2@base": 1}
+    first, second = rows
+    assert {first["task_id"], second["task_id"]} == {TASKS[0].id}
+    # Best against worst: the first correct rollout against the one wrong from its first call.
+    assert [m["role"] for m in first["prompt"]] == ["system", "user"]
+    assert _calls(first["chosen"][0]) == [("calculator", {"expression": "61 + 19"})]
+    assert _calls(first["rejected"][0]) == [("calculator", {"expression": "61 * 19"})]
+    # Second best against second worst: cut at the second assistant turn, the shared call and result in the prompt.
+    assert [m["role"] for m in second["prompt"]] == ["system", "user", "assistant", "tool"]
+    assert _calls(second["prompt"][2]) == [("calculator", {"expression": "61 + 19"})]
+    assert second["prompt"][3]["content"].startswith("80")
+    assert _calls(second["chosen"][0]) == [("calculator", {"expression": "80 / 8"})]
+    assert second["rejected"][0]["content"] == "Each child gets 80 shells." and not second["rejected"][0]["tool_calls"]
+    assert (second["chosen_reward"], second["rejected_reward"]) == (1.0, 0.0)
+    assert json.loads(first["tools"])[0]["function"]["name"] == "calculator"
+
+    capped, _ = build_pairs(episodes, margin=0.5)
+    assert len(capped) == 1 and capped[0]["chosen_episode"] == first["chosen_episode"]
+    assert build_pairs(episodes, margin=1.5)[1].pairs == 0  # a margin no pair meets
+    assert build_pairs(episodes, sources=["feedback"])[1].same_turns == 1  # only user feedback: group D alone
+    with pytest.raises(ConfigError, match="ties never"):
+        build_pairs(episodes, margin=0)
+
+
+def test_kto_rows_from_thumbs(log: Path) -> None:
+    rows = build_kto(RewardLog(log).episodes())
+    assert [(r["label"], len(r["prompt"])) for r in rows] == [(True, 2), (True, 4), (True, 6), (True, 2), (False, 2)]
+    assert rows[2]["completion"][0]["content"] == "Each child gets 10 shells."
+    assert rows[3]["completion"][0]["content"] == "Hello Anna!" and rows[3]["task_id"] == "Hi, I am Anna."
+
+
+def test_trl_prepares_the_written_datasets_as_the_model_sees_them(log: Path, tmp_path: Path, tiny_dir: Path) -> None:
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+
+    from agentkit.llm.prompt import render_prompt
+
+    stats = write_pairs(log, tmp_path / "out", max_pairs_per_task=2)
+    assert (stats.pairs, stats.kto_rows) == (2, 5)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pairs"] == 2 and summary["settings"]["margin"] == 0.5
+    dpo = datasets.load_from_disk(str(tmp_path / "out" / "dpo"))
+    kto = datasets.load_from_disk(str(tmp_path / "out" / "kto"))
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    common = {"output_dir": str(tmp_path / "trl"), "report_to": [], "bf16": False, "max_length": 4096}
+    dpo_ready = DPOTrainer(model, args=DPOConfig(**common), train_dataset=dpo, processing_class=tokenizer)
+    kto_ready = KTOTrainer(model, args=KTOConfig(**common), train_dataset=kto, processing_class=tokenizer)
+
+    episodes = {e.episode_id: e for e in RewardLog(log).episodes()}
+    for row, ready in zip(dpo, dpo_ready.train_dataset, strict=True):
+        chosen = episodes[row["chosen_episode"]]
+        seen = messages_from_dict(chosen.messages[: len(row["prompt"])])
+        # TRL trains on exactly the prompt the agent's local model rendered at that step.
+        assert tokenizer.decode(ready["prompt_ids"]) == render_prompt(tokenizer, seen, chosen.tools)
+        completions = [tokenizer.decode(ready[k]) for k in ("chosen_ids", "rejected_ids")]
+        assert all(text.endswith("<|im_end|>\n") for text in completions) and completions[0] != completions[1]
+    assert '"arguments": {"expression": "80 / 8"}' in tokenizer.decode(dpo_ready.train_dataset[1]["chosen_ids"])
+    assert "null" not in tokenizer.decode(dpo_ready.train_dataset[0]["prompt_ids"])  # no merged-schema holes
+    labels = [bool(r["label"]) for r in kto_ready.train_dataset]
+    assert len(labels) == 5 and labels.count(False) == 1
+    assert tokenizer.decode(kto_ready.train_dataset[4]["completion_ids"]) == "Hello Anna!<|im_end|>\n"
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="agentkit")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(list(argv)))
+
+
+def test_cli_exit_codes(log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("pairs", str(log), "--out", str(tmp_path / "ok"), "--source", "env") == 0
+    assert "Wrote 1 DPO pairs and 5 KTO rows" in capsys.readouterr().out
+    lonely = tmp_path / "lonely.db"
+    _rollout(RewardLogger(lonely, model="m"), TASKS[0], ["Each child gets 10 shells."], tmp_path)
+    assert _cli("pairs", str(lonely), "--out", str(tmp_path / "none")) == 1
+    err = capsys.readouterr().err
+    assert "no pairs or KTO rows" in err and "1 with a single rollout" in err
+    assert not (tmp_path / "none" / "dpo").exists() and (tmp_path / "none" / "summary.json").exists()
+    (tmp_path / "junk.db").write_text("not a database " * 50)
+    assert _cli("pairs", str(tmp_path / "junk.db"), "--out", str(tmp_path / "bad")) == 2
+    assert "not an agentkit reward log" in capsys.readouterr().err
+    assert _cli("pairs", str(log), "--out", str(tmp_path / "m2"), "--model", "m2") == 1  # one m2 episode: no pair
