@@ -1,0 +1,112 @@
+"""Gold episodes for supervised training, produced by the real agent and rendered as the model will see them.
+
+A scripted teacher plays each task's gold plan through `Agent`, with the real built-in tools in a workspace that
+holds the task's files, so observations, step counters and message layout are exactly what a deployed agent
+produces. Each model call's conversation is rendered with the tokenizer's chat template (`render_prompt`, the
+function `LocalChatModel` uses), and the episode becomes one text in which only the model's own turns are learned.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from agentkit.agent import Agent
+from agentkit.llm.prompt import render_prompt
+from agentkit.tasks import Task
+from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
+from agentkit.tools import calculator, current_time, file_tools
+
+__all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate"]
+
+END_OF_TURN = "<|im_end|>"
+"""What closes a turn in the default model's (ChatML) template; learned after every reply so the model stops."""
+
+_STEPS_LEFT = re.compile(r"\n\((?:\d+ steps? left|No steps left[^)]*)\)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Demonstration:
+    """One gold episode as text, with the character spans the model must learn.
+
+    Attributes:
+        task: The task it solves.
+        text: The whole episode rendered with the chat template.
+        learned: ``(start, end)`` character spans of the model's turns, each ending with `END_OF_TURN`.
+    """
+
+    task: Task
+    text: str
+    learned: tuple[tuple[int, int], ...]
+
+
+def agent_tools(workspace: str | Path | None = None) -> list[BaseTool]:
+    """The built-in tools in the order the default model was trained with.
+
+    Args:
+        workspace: The folder the file tools work in; None means ``AGENTKIT_WORKSPACE`` or the current directory.
+    """
+    return [calculator, current_time, *file_tools(workspace)]
+
+
+def _results(messages: Sequence[BaseMessage]) -> list[str]:
+    return [_STEPS_LEFT.sub("", str(m.content)) for m in messages if isinstance(m, ToolMessage)]
+
+
+def _teacher(task: Task) -> Any:
+    def reply(messages: list[BaseMessage]) -> AIMessage | str:
+        results = {f"r{i}": value for i, value in enumerate(_results(messages))}
+        step = len(results)
+        if step < len(task.plan):
+            call = task.plan[step]
+            return tool_reply(tool_call(call.tool, **{k: v.format(**results) for k, v in call.args.items()}))
+        return task.final.format(**results)
+
+    return reply
+
+
+def demonstrate(tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8) -> list[Demonstration]:
+    """Play each task's gold plan through the agent and render the episode.
+
+    Args:
+        tasks: The tasks.
+        tokenizer: A tokenizer whose chat template renders the conversations.
+        max_steps: The agent's step budget, which the system prompt states (use the deployed agent's).
+
+    Returns:
+        One demonstration per task, in order.
+
+    Raises:
+        RuntimeError: When a gold plan does not finish (a bug in the task generator).
+    """
+    demonstrations = []
+    with tempfile.TemporaryDirectory(prefix="agentkit-demo-") as root:
+        tools = agent_tools(root)
+        schemas = [convert_to_openai_tool(t) for t in tools]
+        for task in tasks:
+            for path, text in task.files.items():
+                target = Path(root, path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            teacher = ScriptedChatModel(responses=[_teacher(task)] * (len(task.plan) + 1))
+            result = Agent(llm=teacher, tools=tools, max_steps=max_steps).invoke(task.question)
+            if result.status != "finished" or not task.check(result):
+                raise RuntimeError(f"The gold plan of task {task.id} ({task.question!r}) failed: {result.status}.")
+            prompts = [render_prompt(tokenizer, call.messages, schemas) for call in teacher.calls]
+            text = prompts[-1] + (result.answer or "") + END_OF_TURN
+            learned = []
+            for start, following in zip(prompts, [*prompts[1:], text], strict=True):
+                if not following.startswith(start):
+                    raise RuntimeError("The chat template renders earlier turns differently later; cannot train on it.")
+                end = following.index(END_OF_TURN, len(start)) + len(END_OF_TURN)
+                learned.append((len(start), end))
+            demonstrations.append(Demonstration(task, text, tuple(learned)))
+    return demonstrations

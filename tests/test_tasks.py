@@ -1,0 +1,94 @@
+"""Generated tasks: splits never overlap, generation is deterministic, gold plans pass their own checkers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from agentkit.demonstrations import END_OF_TURN, demonstrate
+from agentkit.steps import Action, AgentResult, Final, Observation
+from agentkit.tasks import CATEGORIES, Task, generate_tasks, load_tasks, save_tasks
+
+
+def _result(answer: str, *steps: object, status: str = "finished") -> AgentResult:
+    return AgentResult(input="q", answer=answer, status=status, steps=[*steps, Final(len(steps) + 1, answer)])  # type: ignore[arg-type]
+
+
+def test_train_and_heldout_never_share_a_question():
+    train = {t.question for t in generate_tasks(3000, split="train", seed=1)}
+    heldout = {t.question for t in generate_tasks(300, split="heldout", seed=2)}
+    assert not train & heldout
+    assert len(heldout) == 300
+
+
+def test_generation_is_deterministic_and_covers_every_category():
+    first, second = generate_tasks(200, seed=7), generate_tasks(200, seed=7)
+    assert first == second
+    assert {t.category for t in first} == set(CATEGORIES)
+    assert generate_tasks(200, seed=8) != first
+
+
+def test_weights_select_categories_and_bad_arguments_are_refused():
+    only = generate_tasks(20, weights={"arithmetic-2": 1.0})
+    assert {t.category for t in only} == {"arithmetic-2"}
+    with pytest.raises(ValueError, match="Unknown task categories"):
+        generate_tasks(5, weights={"poetry": 1.0})
+    with pytest.raises(ValueError, match="split"):
+        generate_tasks(5, split="test")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="distinct"):
+        generate_tasks(10_000, weights={"chat": 1.0})
+
+
+def test_arithmetic_checker_reads_the_last_number():
+    task = Task("t", "arithmetic-2", "q", "39")
+    assert task.check(_result("39 shells are left."))
+    assert task.check(_result("After buying 6 boxes, 39.0 shells are left."))
+    assert not task.check(_result("39 shells, minus 9 is 30."))
+    assert not task.check(_result("No idea."))
+    assert not task.check(_result("39", status="max_steps"))
+
+
+def test_time_checker_needs_the_right_zone_and_the_returned_time():
+    task = Task("t", "time", "What time is it in Tokyo?", "Asia/Tokyo")
+    call = Action(1, "current_time", {"timezone": "Asia/Tokyo"}, "c1")
+    seen = Observation(1, "current_time", "c1", "2026-11-23T19:55:26+09:00 (Monday, Asia/Tokyo)", "ok", 0.0)
+    assert task.check(_result("In Tokyo it is 2026-11-23T19:55.", call, seen))
+    assert not task.check(_result("In Tokyo it is 2026-11-23T18:55.", call, seen))
+    wrong_zone = Action(1, "current_time", {"timezone": "Europe/Paris"}, "c1")
+    assert not task.check(_result("In Tokyo it is 2026-11-23T19:55.", wrong_zone, seen))
+
+
+def test_file_and_chat_checkers():
+    assert Task("t", "file", "q", "Buy milk today.").check(_result("notes.txt says: Buy milk today."))
+    assert not Task("t", "file", "q", "Buy milk today.").check(_result("notes.txt says: Buy rice today."))
+    chat = Task("t", "chat", "Hi, I am Anna.", "Anna")
+    assert chat.check(_result("Hello Anna! How can I help you today?"))
+    assert not chat.check(_result("Hello! How can I help you today?"))
+    called = Action(1, "calculator", {"expression": "1+1"}, "c1")
+    assert not chat.check(_result("Hello Anna!", called))
+
+
+def test_tasks_round_trip_through_jsonl(tmp_path: Path):
+    tasks = generate_tasks(30, seed=3)
+    save_tasks(tasks, str(tmp_path / "tasks.jsonl"))
+    assert load_tasks(str(tmp_path / "tasks.jsonl")) == tasks
+    (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1"):
+        load_tasks(str(tmp_path / "bad.jsonl"))
+
+
+def test_gold_plans_run_through_the_real_agent_and_learn_only_model_turns(tiny_dir: Path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    tasks = [next(t for t in generate_tasks(200, seed=4) if t.category == c) for c in CATEGORIES]
+    demos = demonstrate(tasks, tokenizer)
+    for demo in demos:
+        assert len(demo.learned) == len(demo.task.plan) + 1  # one turn per tool call, then the answer
+        for start, end in demo.learned:
+            turn = demo.text[start:end]
+            assert turn.endswith(END_OF_TURN)
+            assert "<|im_start|>" not in turn and "<tool_response>" not in turn
+        assert demo.text.count("<tool_response>") == len(demo.task.plan)
+    arithmetic = next(d for d in demos if d.task.category == "arithmetic-3")
+    assert arithmetic.text[arithmetic.learned[-1][0] :].startswith(arithmetic.task.final.split("{")[0])

@@ -1,0 +1,39 @@
+"""The default model's training script: a few steps on a tiny config, and the loss falls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agentkit.llm import LocalChatModel
+from agentkit.train_default import TrainDefaultConfig, main, make_parser
+
+
+def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(tmp_path: Path):
+    config = TrainDefaultConfig(
+        output_dir=str(tmp_path / "model"),
+        n_tasks=48,
+        vocab_size=600,
+        hidden_size=32,
+        layers=1,
+        heads=2,
+        train_steps=24,
+        batch_size=8,
+        learning_rate=1e-2,
+        warmup_steps=4,
+        log_every=4,
+    )
+    report = main(config)
+    first, last = report.losses[0][1], report.losses[-1][1]
+    assert last < 0.75 * first, report.losses
+    assert report.prefix_tokens > 100  # the shared system prompt and tool list
+    saved = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert saved["config"]["n_tasks"] == 48 and saved["losses"][-1][1] == last
+    chat = LocalChatModel.from_pretrained(tmp_path / "model", max_new_tokens=4)
+    assert isinstance(chat.invoke("Hi!").content, str)
+
+
+def test_the_parser_takes_every_setting_as_a_flag():
+    (config,) = make_parser().parse_args_into_dataclasses(["--output_dir", "x", "--train_steps", "7", "--seed", "3"])
+    assert (config.output_dir, config.train_steps, config.seed) == ("x", 7, 3)
+    assert config.n_tasks == TrainDefaultConfig().n_tasks
