@@ -1,0 +1,137 @@
+"""The closed learning loop: collect episodes → preference pairs → DPO → evaluate on held-out tasks, before and after.
+
+``agentkit improve`` (a TRL-shaped script: typed config, `make_parser`, `main`). Each round samples several rollouts
+per training task at a temperature above 0, logging every episode and its checker reward (`RewardLogger`), pairs the
+best rollout of a task against the worst at their first differing turn (`agentkit.pairs`), trains a LoRA adapter with
+TRL's DPO (`agentkit.dpo`) on the pairs of every round so far, and evaluates greedily on the same held-out tasks as
+before training. Round two collects with round one's adapter, so it finds the mistakes that are left.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser
+
+from agentkit.errors import ConfigError
+from agentkit.evaluate import EvalReport, evaluate, plot_report, save_report
+from agentkit.tasks import MULTI_STEP, generate_tasks
+
+__all__ = ["ImproveConfig", "main", "make_parser"]
+
+
+@dataclass
+class ImproveConfig:
+    """Settings of `improve.main`; every field is also a command-line flag."""
+
+    model: str = field(default="agentkit-default", metadata={"help": "The model to improve (directory or id)."})
+    output_dir: str = field(default="improve-run", metadata={"help": "Logs, pairs, adapters and reports go here."})
+    rounds: int = field(default=1, metadata={"help": "Collect → pairs → DPO rounds."})
+    train_tasks: int = field(default=96, metadata={"help": "Training tasks per round (multi-step weighted)."})
+    rollouts: int = field(default=4, metadata={"help": "Sampled episodes per training task."})
+    temperature: float = field(default=0.9, metadata={"help": "Sampling temperature of the rollouts."})
+    eval_tasks: int = field(default=180, metadata={"help": "Held-out tasks for the before/after evaluation."})
+    seed: int = field(default=0, metadata={"help": "Seed for tasks and training."})
+    epochs: float = field(default=3.0, metadata={"help": "DPO passes over the pairs."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "DPO learning rate."})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta."})
+    sft_weight: float = field(default=0.5, metadata={"help": "Weight of the SFT term on chosen turns."})
+    concurrency: int = field(default=4, metadata={"help": "Episodes run at once."})
+
+
+def make_parser() -> HfArgumentParser:
+    """The command-line parser: one flag per `ImproveConfig` field."""
+    return HfArgumentParser(ImproveConfig)  # type: ignore[arg-type]
+
+
+def _chat(model: str, adapter: str | None, temperature: float) -> Any:
+    from agentkit.llm.default import load_default_model
+
+    return load_default_model(model, adapter=adapter, temperature=temperature, return_logprobs=True)
+
+
+def main(config: ImproveConfig) -> dict[str, Any]:
+    """Run the loop and write ``summary.json`` and ``before_after.png`` under ``output_dir``.
+
+    Returns:
+        The summary: per round, pairs and seconds, and the before/after success per category.
+
+    Raises:
+        ConfigError: When a round produces no pairs (nothing to learn from: more rollouts or tasks may help).
+    """
+    from agentkit.demonstrations import agent_tools
+    from agentkit.dpo import DPOScriptConfig
+    from agentkit.dpo import main as dpo
+    from agentkit.pairs import write_pairs
+    from agentkit.rewards import RewardLogger
+
+    started = time.monotonic()
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    heldout = generate_tasks(config.eval_tasks, split="heldout", seed=config.seed)
+    weights = {"arithmetic-1": 1.0, "arithmetic-2": 2.0, "arithmetic-3": 2.0, "time": 0.5, "file": 0.5, "chat": 0.5}
+    reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
+    save_report(reports["before"], out / "eval-before.json")
+    rounds: list[dict[str, Any]] = []
+    adapter: str | None = None
+    log = out / "episodes.sqlite"
+    for number in range(1, config.rounds + 1):
+        round_started = time.monotonic()
+        tasks = generate_tasks(config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=weights)
+        sampler = _chat(config.model, adapter, config.temperature)
+        logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
+        rollouts = [task for task in tasks for _ in range(config.rollouts)]
+        evaluate(sampler, rollouts, hooks=[logger], concurrency=config.concurrency)
+        pairs_dir = out / f"pairs-{number}"
+        stats = write_pairs(log, pairs_dir, max_pairs_per_task=2)
+        if not stats.pairs:
+            raise ConfigError(f"Round {number} found no preference pairs: {stats.explain()}")
+        adapter = str(out / f"adapter-{number}")
+        trained = dpo(
+            DPOScriptConfig(
+                model=config.model,
+                pairs=str(pairs_dir),
+                output_dir=adapter,
+                epochs=config.epochs,
+                learning_rate=config.learning_rate,
+                beta=config.beta,
+                sft_weight=config.sft_weight,
+                seed=config.seed,
+            )
+        )
+        label = f"round {number}"
+        reports[label] = evaluate(_chat(config.model, adapter, 0.0), heldout, model_name=label)
+        save_report(reports[label], out / f"eval-round-{number}.json")
+        rounds.append(
+            {
+                "round": number,
+                "pairs": stats.pairs,
+                "dropped": trained.dropped,
+                "seconds": time.monotonic() - round_started,
+            }
+        )
+    plot_report(reports, out / "before_after.png", title="Held-out success before and after DPO")
+    summary = {
+        "config": asdict(config),
+        "rounds": rounds,
+        "success": {label: {c: s.success for c, s in r.categories.items()} for label, r in reports.items()},
+        "multi_step": {
+            label: sum(r.categories[c].success * r.categories[c].n for c in MULTI_STEP if c in r.categories)
+            / max(1, sum(r.categories[c].n for c in MULTI_STEP if c in r.categories))
+            for label, r in reports.items()
+        },
+        "seconds": time.monotonic() - started,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+if __name__ == "__main__":
+    (parsed,) = make_parser().parse_args_into_dataclasses(sys.argv[1:])
+    result = main(parsed)
+    print(json.dumps({"multi_step": result["multi_step"], "seconds": round(result["seconds"])}, indent=2))
