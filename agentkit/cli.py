@@ -1,8 +1,11 @@
 """The ``agentkit`` command line.
 
-``agentkit demo`` runs a full agent episode (planner, executor, built-in tools, callbacks) and prints its trace as it
-happens. Until agentkit's local model lands, the demo's model is scripted, so it shows the framework at work
-without a download or a GPU.
+* ``agentkit run "question"``: one agent episode on the shipped default model (or ``--model``), traced as it happens;
+* ``agentkit chat``: a conversation, one episode per turn, each seeing the turns before it;
+* ``agentkit eval``: success per task category on held-out generated tasks, with a JSON summary and a PNG chart;
+* ``agentkit train-default``: rebuild the default model (``agentkit train-default --help`` lists its settings);
+* ``agentkit pairs LOG --out DIR``: preference pairs from a reward log; ``agentkit dpo``: train an adapter on them;
+* ``agentkit demo``: an episode on a scripted model, to see the framework without any model at all.
 """
 
 from __future__ import annotations
@@ -10,24 +13,62 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agentkit.agent import Agent
+from agentkit.cli_pairs import add_parser as add_pairs_parser
+from agentkit.cli_pairs import run as run_pairs
+from agentkit.errors import ConfigError
 from agentkit.planner import Planner, ReActPlanner, ToolCallingPlanner
 from agentkit.steps import AgentResult
 from agentkit.testing import ScriptedChatModel, react, react_final, tool_call, tool_reply
-from agentkit.tools import calculator, current_time
+from agentkit.trace import TracePrinter
 
 __all__ = ["main", "make_parser"]
 
 DEMO_QUESTION = "A shop sells pens at 3.5 each. How much do 12 pens and a 7.25 notebook cost?"
 
 
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, help="a local model directory or cached hub id (default: agentkit's shipped model)"
+    )
+    parser.add_argument("--adapter", default=None, help="a PEFT adapter directory to apply (e.g. from agentkit dpo)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, ... (default: auto)")
+    parser.add_argument("--max-steps", type=int, default=8, help="tool-using steps per episode (default: 8)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser for ``agentkit``."""
     parser = argparse.ArgumentParser(prog="agentkit", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="answer one question with the agent and print its trace")
+    run.add_argument("question", help="what to ask")
+    _model_flags(run)
+    run.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
+
+    chat = commands.add_parser("chat", help="talk with the agent; an empty line or Ctrl-D ends the session")
+    _model_flags(chat)
+    chat.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
+
+    ev = commands.add_parser("eval", help="score the agent on held-out generated tasks (JSON + PNG report)")
+    _model_flags(ev)
+    ev.add_argument("--tasks", default=None, help="a JSONL task file (default: generated held-out tasks)")
+    ev.add_argument("--n", type=int, default=180, help="generated tasks to draw (default: 180)")
+    ev.add_argument("--seed", type=int, default=0, help="seed for the generated tasks (default: 0)")
+    ev.add_argument("--out", default="eval-results", help="folder for summary.json and success.png")
+    ev.add_argument("--concurrency", type=int, default=4, help="episodes run at once (default: 4)")
+
+    commands.add_parser(
+        "train-default", help="train agentkit's default model (flags: agentkit train-default --help)", add_help=False
+    )
+    add_pairs_parser(commands)
+    commands.add_parser("dpo", help="DPO/KTO with a LoRA adapter on pairs (flags: agentkit dpo --help)", add_help=False)
+
     demo = commands.add_parser("demo", help="run one agent episode on a scripted model and print its trace")
     demo.add_argument(
         "--format",
@@ -36,6 +77,101 @@ def make_parser() -> argparse.ArgumentParser:
         help="the planner's wire format: native tool calls or ReAct text (default: tool-calls)",
     )
     return parser
+
+
+def _load(args: argparse.Namespace) -> BaseChatModel:
+    from agentkit.llm.default import load_default_model
+
+    return load_default_model(args.model, adapter=args.adapter, device=args.device)
+
+
+def _agent(args: argparse.Namespace) -> Agent:
+    from agentkit.demonstrations import agent_tools
+
+    return Agent(llm=_load(args), tools=agent_tools(args.workspace), max_steps=args.max_steps)
+
+
+def _stream(agent: Agent, question: str | dict[str, object], printer: TracePrinter) -> AgentResult:
+    result: AgentResult | None = None
+    for event in agent.stream(question):
+        printer(event)
+        if isinstance(event, AgentResult):
+            result = event
+    assert result is not None  # the stream always ends with the result
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    agent = _agent(args)
+    printer = TracePrinter(sys.stdout, color=sys.stdout.isatty())
+    print(f"Question: {args.question}")
+    result = _stream(agent, args.question, printer)
+    return 0 if result.status == "finished" else 1
+
+
+def _chat(args: argparse.Namespace) -> int:
+    agent = _agent(args)
+    printer = TracePrinter(sys.stdout, color=sys.stdout.isatty())
+    history: list[BaseMessage] = []
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not question or question in ("exit", "quit"):
+            return 0
+        result = _stream(agent, {"input": question, "history": list(history)}, printer)
+        history += [HumanMessage(question), AIMessage(result.answer or "")]
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from agentkit.envs import load_task_file
+    from agentkit.evaluate import evaluate, plot_report, save_report
+    from agentkit.tasks import generate_tasks
+
+    tasks = load_task_file(args.tasks) if args.tasks else generate_tasks(args.n, split="heldout", seed=args.seed)
+    llm = _load(args)
+    with tqdm(total=len(tasks), desc="eval", unit="task") as bar:
+        report = evaluate(
+            llm,
+            tasks,
+            model_name=args.model or "agentkit-default",
+            max_steps=args.max_steps,
+            concurrency=args.concurrency,
+            progress=lambda done, _total: bar.update(done - bar.n),
+        )
+    out = Path(args.out)
+    save_report(report, out / "summary.json")
+    plot_report({report.model: report}, out / "success.png")
+    print(report.table())
+    print(f"Wrote {out / 'summary.json'} and {out / 'success.png'} ({report.seconds:.0f} s).")
+    return 0
+
+
+def _train_default(argv: Sequence[str]) -> int:
+    from agentkit.train_default import main as train
+    from agentkit.train_default import make_parser as train_parser
+
+    (config,) = train_parser().parse_args_into_dataclasses(list(argv))
+    report = train(config)
+    print(f"Saved {report.output_dir} ({report.parameters:,} parameters) in {report.seconds:.0f} s.")
+    return 0
+
+
+def _dpo(argv: Sequence[str]) -> int:
+    from agentkit.dpo import main as train
+    from agentkit.dpo import make_parser as dpo_parser
+
+    (config,) = dpo_parser().parse_args_into_dataclasses(list(argv))
+    report = train(config)
+    print(
+        f"Saved {report.output_dir}: {report.rows} rows, {report.dropped} longer than max_length dropped, "
+        f"{report.steps} steps in {report.seconds:.0f} s."
+    )
+    return 0
 
 
 def _demo_model(wire_format: str) -> tuple[BaseChatModel, Planner]:
@@ -52,6 +188,16 @@ def _demo_model(wire_format: str) -> tuple[BaseChatModel, Planner]:
     return ScriptedChatModel(responses=replies_), ToolCallingPlanner()
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from agentkit.tools import calculator, current_time
+
+    llm, planner = _demo_model(args.format)
+    agent = Agent(llm=llm, tools=[calculator, current_time], planner=planner, max_steps=6)
+    print(f"Question: {DEMO_QUESTION}")
+    result = _stream(agent, DEMO_QUESTION, TracePrinter(sys.stdout))
+    return 0 if result.status == "finished" else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -59,22 +205,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 when the episode finished with an answer, 1 otherwise.
+        The exit status: 0 on success, 1 when an episode ended without an answer, 2 on a usage or setup error.
     """
-    args = make_parser().parse_args(argv)
-    llm, planner = _demo_model(args.format)
-    agent = Agent(llm=llm, tools=[calculator, current_time], planner=planner, max_steps=6)
-    print(f"Question: {DEMO_QUESTION}")
-    result: AgentResult | None = None
-    for event in agent.stream(DEMO_QUESTION):
-        if isinstance(event, AgentResult):
-            result = event
-        else:
-            print(event)
-    assert result is not None  # the stream always ends with the result
-    print(f"Answer: {result.answer}")
-    print(f"status={result.status} steps={result.n_steps} model calls={result.model_calls} time={result.seconds:.3f}s")
-    return 0 if result.status == "finished" else 1
+    argv = list(sys.argv[1:] if argv is None else argv)
+    scripts = {"train-default": _train_default, "dpo": _dpo}  # their flags belong to their own parsers
+    try:
+        if argv[:1] and argv[0] in scripts:
+            return scripts[argv[0]](argv[1:])
+        args = make_parser().parse_args(argv)
+        commands = {"run": _run, "chat": _chat, "eval": _eval, "demo": _demo, "pairs": run_pairs}
+        return commands[args.command](args)
+    except ConfigError as exc:
+        print(f"agentkit: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
