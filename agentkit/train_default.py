@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import HfArgumentParser
 
 from agentkit.demonstrations import Demonstration, demonstrate
+from agentkit.llm.default import trained_model_home
 from agentkit.llm.tiny import HERMES_TEMPLATE, build_tiny_model
 from agentkit.tasks import generate_tasks
 
@@ -44,19 +45,22 @@ _TURN_START = "<|im_start|>"
 class TrainDefaultConfig:
     """Settings of `train_default.main`; every field is also a command-line flag."""
 
-    output_dir: str = field(default="default-model", metadata={"help": "Where the model is saved."})
+    output_dir: str = field(
+        default_factory=lambda: str(trained_model_home()),
+        metadata={"help": "Where the model is saved (default: where `agentkit run` looks, $AGENTKIT_HOME)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed for tasks, initialisation and batches."})
-    n_tasks: int = field(default=4000, metadata={"help": "Gold episodes to train on."})
+    n_tasks: int = field(default=8000, metadata={"help": "Gold episodes to train on."})
     agent_max_steps: int = field(default=8, metadata={"help": "The step budget stated in the agent's prompt."})
     vocab_size: int = field(default=2048, metadata={"help": "Tokenizer vocabulary size."})
-    hidden_size: int = field(default=192, metadata={"help": "Model width."})
+    hidden_size: int = field(default=128, metadata={"help": "Model width."})
     layers: int = field(default=4, metadata={"help": "Transformer layers."})
-    heads: int = field(default=6, metadata={"help": "Attention heads."})
-    train_steps: int = field(default=400, metadata={"help": "Optimisation steps."})
-    batch_size: int = field(default=32, metadata={"help": "Episodes per step."})
-    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
-    warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up steps."})
-    log_every: int = field(default=20, metadata={"help": "Steps between loss reports."})
+    heads: int = field(default=4, metadata={"help": "Attention heads."})
+    train_steps: int = field(default=2000, metadata={"help": "Optimisation steps."})
+    batch_size: int = field(default=16, metadata={"help": "Episodes per step."})
+    learning_rate: float = field(default=5e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
+    warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
+    log_every: int = field(default=50, metadata={"help": "Steps between loss reports."})
 
 
 @dataclass

@@ -1,43 +1,50 @@
-"""agentkit's own small tool-using model, shipped inside the package so the main job needs no download.
+"""agentkit's own small tool-using model, trained by ``agentkit train-default`` and loaded when no model is named.
 
-It was trained by ``agentkit train-default`` (see `agentkit.train_default`) on generated episodes with the built-in
-tools, and is loaded through the ordinary `LocalChatModel.from_pretrained` path.
+``agentkit train-default`` writes it to ``$AGENTKIT_HOME/default-model`` (by default
+``~/.cache/agentkit/default-model``); it loads through the ordinary `LocalChatModel.from_pretrained` path.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from agentkit.errors import ConfigError
 from agentkit.llm.local import LocalChatModel
 
-__all__ = ["DEFAULT_MODEL", "default_model_path", "load_default_model"]
+__all__ = ["DEFAULT_MODEL", "default_model_path", "load_default_model", "trained_model_home"]
 
 DEFAULT_MODEL = "agentkit-default"
-"""The name that selects the shipped model wherever a model id is taken (``--model``)."""
+"""The name that selects the default model wherever a model id is taken (``--model``)."""
+
+
+def trained_model_home() -> Path:
+    """Where ``agentkit train-default`` saves the default model: ``$AGENTKIT_HOME/default-model``."""
+    home = os.environ.get("AGENTKIT_HOME") or Path.home() / ".cache" / "agentkit"
+    return Path(home) / "default-model"
 
 
 def default_model_path() -> Path:
-    """The folder of the shipped checkpoint.
+    """The folder of the default model, trained on this machine by ``agentkit train-default``.
 
     Raises:
-        ConfigError: When the package was installed without it.
+        ConfigError: When it is not there, saying how to get one.
     """
-    path = Path(__file__).resolve().parent.parent / "assets" / "default-model"
-    if not (path / "config.json").is_file():
-        raise ConfigError(
-            f"agentkit's default model is missing from {path}; reinstall agentkit, or rebuild it with "
-            f"`agentkit train-default --output_dir {path}`."
-        )
-    return path
+    path = trained_model_home()
+    if (path / "config.json").is_file():
+        return path
+    raise ConfigError(
+        f"agentkit's default model is not on this machine: run `agentkit train-default` (it trains one into "
+        f"{trained_model_home()}), or pass --model with a local model directory."
+    )
 
 
 def load_default_model(model: str | None = None, **kwargs: Any) -> LocalChatModel:
-    """Load a chat model: the shipped default unless `model` names another.
+    """Load a chat model: the default unless `model` names another.
 
     Args:
-        model: None or `DEFAULT_MODEL` for the shipped model; else any local path or cached hub id.
+        model: None or `DEFAULT_MODEL` for the default model; else any local path or cached hub id.
         **kwargs: Passed to `LocalChatModel.from_pretrained` (device, dtype, adapter, max_new_tokens, ...).
 
     Raises:

@@ -1,0 +1,97 @@
+"""The command line: run, chat and eval on the default model, found where `agentkit train-default` puts it.
+
+The "default model" here is a tiny real model trained in the test on one gold episode rendered through the real
+agent, so the whole path is exercised: lookup in ``$AGENTKIT_HOME``, loading, chat template with the built-in tools,
+tool call, observation, answer, trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from agentkit.cli import main
+from agentkit.demonstrations import END_OF_TURN, demonstrate
+from agentkit.llm.tiny import build_tiny_model, train_to_say
+from agentkit.tasks import PlannedCall, Task, save_tasks
+
+QUESTION = "What is 17 times 23?"
+TASK = Task(
+    "t17x23", "arithmetic-1", QUESTION, "391", (PlannedCall("calculator", {"expression": "17 * 23"}),), "It is {r0}."
+)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("agentkit-home")
+    probe = build_tiny_model(root / "probe", vocab_size=300, hidden_size=8, layers=1, heads=1)
+    text = demonstrate([TASK], AutoTokenizer.from_pretrained(probe))[0].text
+    model = build_tiny_model(root / "default-model", corpus=[text], vocab_size=1024, hidden_size=64, context=2048)
+    demo = demonstrate([TASK], AutoTokenizer.from_pretrained(model))[0]
+    train_to_say(model, [(demo.text[:a], demo.text[a : b - len(END_OF_TURN)]) for a, b in demo.learned], steps=400)
+    return root
+
+
+@pytest.fixture
+def default_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AGENTKIT_HOME", str(home))
+    return home
+
+
+def test_run_uses_the_default_model_and_prints_the_trace(default_home: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["run", QUESTION]) == 0
+    out = capsys.readouterr().out
+    assert 'call      calculator({"expression": "17 * 23"})' in out
+    assert "observed  391" in out
+    assert "Answer: It is 391." in out
+    assert "status=finished steps=2" in out
+
+
+def test_chat_runs_one_episode_per_turn(
+    default_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    lines = iter([QUESTION, ""])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(lines))
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("status=") == 1 and "391" in out
+
+
+def test_eval_writes_a_json_summary_and_a_chart(default_home: Path, tmp_path: Path):
+    tasks = tmp_path / "tasks.jsonl"
+    save_tasks([TASK], str(tasks))
+    assert main(["eval", "--tasks", str(tasks), "--out", str(tmp_path / "report")]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["overall"]["n"] == 1 and summary["categories"]["arithmetic-1"]["success"] == 1.0
+    assert summary["overall"]["well_formed"] == 1.0 and summary["overall"]["mean_steps"] == 2.0
+    assert (tmp_path / "report" / "success.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_default_model_is_one_line_saying_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("AGENTKIT_HOME", str(tmp_path))
+    assert main(["run", "Hi"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("agentkit: error:") and "agentkit train-default" in err and len(err.splitlines()) == 1
+    assert main(["run", "Hi", "--model", str(tmp_path / "nowhere")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_console_script_runs_the_main_job(home: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "agentkit.cli", "run", QUESTION],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "AGENTKIT_HOME": str(home)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Answer: It is 391." in done.stdout
