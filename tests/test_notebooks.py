@@ -24,6 +24,7 @@ EXPECTED_OUTPUT = {
     "01_quickstart.ipynb": "3 ACME shares are worth $37.50.",
     "02_custom_tools.ipynb": "is outside the workspace",
     "03_local_model.ipynb": "the calculator returned: 42",
+    "03_memory.ipynb": "written by episode True",
 }
 
 # The guard is kept in a variable: a context manager that is garbage-collected undoes itself.

@@ -26,6 +26,7 @@ from langchain_core.tools import BaseTool
 from agentkit.tools.calculator import calculator
 from agentkit.tools.current_time import current_time
 from agentkit.tools.list_dir import list_dir, make_list_dir
+from agentkit.tools.memory_tools import make_recall, make_remember, memory_tools
 from agentkit.tools.read_file import make_read_file, read_file
 from agentkit.tools.workspace import Workspace
 from agentkit.tools.write_file import make_write_file, write_file
@@ -39,7 +40,10 @@ __all__ = [
     "list_dir",
     "make_list_dir",
     "make_read_file",
+    "make_recall",
+    "make_remember",
     "make_write_file",
+    "memory_tools",
     "read_file",
     "write_file",
 ]
