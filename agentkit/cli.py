@@ -5,6 +5,7 @@
 * ``agentkit eval``: success per task category on held-out generated tasks, with a JSON summary and a PNG chart;
 * ``agentkit train-default``: rebuild the default model (``agentkit train-default --help`` lists its settings);
 * ``agentkit pairs LOG --out DIR``: preference pairs from a reward log; ``agentkit dpo``: train an adapter on them;
+  ``agentkit improve``: the whole loop (collect, pairs, DPO, held-out evaluation before and after);
 * ``agentkit demo``: an episode on a scripted model, to see the framework without any model at all.
 """
 
@@ -68,6 +69,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add_pairs_parser(commands)
     commands.add_parser("dpo", help="DPO/KTO with a LoRA adapter on pairs (flags: agentkit dpo --help)", add_help=False)
+    commands.add_parser(
+        "improve", help="collect → pairs → DPO → held-out eval (flags: agentkit improve --help)", add_help=False
+    )
 
     demo = commands.add_parser("demo", help="run one agent episode on a scripted model and print its trace")
     demo.add_argument(
@@ -174,6 +178,18 @@ def _dpo(argv: Sequence[str]) -> int:
     return 0
 
 
+def _improve(argv: Sequence[str]) -> int:
+    import json
+
+    from agentkit.improve import main as improve
+    from agentkit.improve import make_parser as improve_parser
+
+    (config,) = improve_parser().parse_args_into_dataclasses(list(argv))
+    summary = improve(config)
+    print(json.dumps({"multi_step_success": summary["multi_step"], "seconds": round(summary["seconds"])}, indent=2))
+    return 0
+
+
 def _demo_model(wire_format: str) -> tuple[BaseChatModel, Planner]:
     if wire_format == "react":
         replies = [
@@ -208,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 1 when an episode ended without an answer, 2 on a usage or setup error.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    scripts = {"train-default": _train_default, "dpo": _dpo}  # their flags belong to their own parsers
+    # These scripts' flags belong to their own parsers.
+    scripts = {"train-default": _train_default, "dpo": _dpo, "improve": _improve}
     try:
         if argv[:1] and argv[0] in scripts:
             return scripts[argv[0]](argv[1:])
