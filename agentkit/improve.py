@@ -18,6 +18,7 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from agentkit.envs import load_task_file
 from agentkit.errors import ConfigError
 from agentkit.evaluate import EvalReport, evaluate, plot_report, save_report
 from agentkit.tasks import MULTI_STEP, generate_tasks
@@ -36,6 +37,8 @@ class ImproveConfig:
     rollouts: int = field(default=4, metadata={"help": "Sampled episodes per training task."})
     temperature: float = field(default=0.9, metadata={"help": "Sampling temperature of the rollouts."})
     eval_tasks: int = field(default=180, metadata={"help": "Held-out tasks for the before/after evaluation."})
+    train_file: str = field(default="", metadata={"help": "A JSONL task file to train on instead of generated tasks."})
+    eval_file: str = field(default="", metadata={"help": "A JSONL task file to evaluate on instead of held-out ones."})
     seed: int = field(default=0, metadata={"help": "Seed for tasks and training."})
     epochs: float = field(default=3.0, metadata={"help": "DPO passes over the pairs."})
     learning_rate: float = field(default=1e-3, metadata={"help": "DPO learning rate."})
@@ -73,7 +76,11 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     started = time.monotonic()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    heldout = generate_tasks(config.eval_tasks, split="heldout", seed=config.seed)
+    heldout = (
+        load_task_file(config.eval_file)
+        if config.eval_file
+        else generate_tasks(config.eval_tasks, split="heldout", seed=config.seed)
+    )
     weights = {"arithmetic-1": 1.0, "arithmetic-2": 2.0, "arithmetic-3": 2.0, "time": 0.5, "file": 0.5, "chat": 0.5}
     reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
     save_report(reports["before"], out / "eval-before.json")
@@ -82,7 +89,11 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     log = out / "episodes.sqlite"
     for number in range(1, config.rounds + 1):
         round_started = time.monotonic()
-        tasks = generate_tasks(config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=weights)
+        tasks = (
+            load_task_file(config.train_file)
+            if config.train_file
+            else generate_tasks(config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=weights)
+        )
         sampler = _chat(config.model, adapter, config.temperature)
         logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
         rollouts = [task for task in tasks for _ in range(config.rollouts)]
