@@ -25,6 +25,7 @@ EXPECTED_OUTPUT = {
     "02_custom_tools.ipynb": "is outside the workspace",
     "03_local_model.ipynb": "the calculator returned: 42",
     "03_memory.ipynb": "written by episode True",
+    "04_reward_to_dpo.ipynb": "success after DPO: 1.0",
 }
 
 # The guard is kept in a variable: a context manager that is garbage-collected undoes itself.
