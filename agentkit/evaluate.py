@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from agentkit.hooks import Hook
 from agentkit.steps import AgentResult, FormatError
 from agentkit.tasks import Task
 
-__all__ = ["CategoryScore", "EvalReport", "TaskOutcome", "evaluate", "plot_report"]
+__all__ = ["CategoryScore", "EvalReport", "TaskOutcome", "evaluate", "plot_report", "save_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +137,6 @@ def evaluate(
     Raises:
         ValueError: When `tasks` is empty or `concurrency` is not positive.
     """
-    import time
-
     if not tasks:
         raise ValueError("No tasks to evaluate.")
     if concurrency < 1:

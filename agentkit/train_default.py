@@ -158,7 +158,6 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.monotonic()
-    random.seed(config.seed)
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
 
