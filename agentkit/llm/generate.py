@@ -16,7 +16,10 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentkit.llm.constrained import ToolCallConstraint
 
 __all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "end_ids", "pad_id", "run_batch"]
 
@@ -68,6 +71,7 @@ class Row:
         logprobs: Compute each generated token's log-probability.
         cancelled: Set from another thread to stop this row at its next token.
         on_token: Called on the generating thread with each new token id, for streaming.
+        constraint: Limits what the row may write inside its tool calls to valid calls, or None.
     """
 
     ids: list[int]
@@ -75,6 +79,7 @@ class Row:
     logprobs: bool = False
     cancelled: threading.Event | None = None
     on_token: Callable[[int], None] | None = None
+    constraint: ToolCallConstraint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +131,9 @@ def run_batch(
         One result per row, in order.
     """
     import torch
-    from transformers import StoppingCriteriaList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
+    ends = end_ids(model, tokenizer)
     with torch.inference_mode():
         caches = [_prefill(model, row, device) for row in rows] if keep_cache else None
         width = max(len(row.ids) for row in rows)
@@ -153,8 +159,12 @@ def run_batch(
             options.update(stop_strings=list(settings.stop), tokenizer=tokenizer)
         if any(row.on_token for row in rows):
             options["streamer"] = _Streamer(rows)
+        if any(row.constraint for row in rows):
+            from agentkit.llm.constrained import ToolCallGuard
+
+            guard = ToolCallGuard(tokenizer, [row.constraint for row in rows], ends)
+            options["logits_processor"] = LogitsProcessorList([guard])
         output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
-    ends = end_ids(model, tokenizer)
     results = []
     for index, row in enumerate(rows):
         new = [int(t) for t in output.sequences[index, width:]]

@@ -37,6 +37,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from agentkit.llm.constrained import ToolCallConstraint
 from agentkit.llm.engine import Engine, EngineStats, Request
 from agentkit.llm.generate import Generated, GenerationSettings, Row, end_ids, pad_id
 from agentkit.llm.loading import Quantize, load_model
@@ -66,6 +67,8 @@ class LocalChatModel(BaseChatModel):
         stop: Stop strings for every call, on top of those a call passes.
         tool_format: How tool calls are written by this model; ``"auto"`` detects it from the chat template.
         return_logprobs: Put generated token ids and their log-probabilities in the response metadata.
+        constrain_tool_calls: Inside ``<tool_call>`` tags, let the model write only a call to a bound tool whose
+            arguments match the tool's JSON schema (`agentkit.llm.constrained`); Hermes/Qwen format only.
         max_batch_size: The most concurrent calls batched into one `generate`.
         prefix_cache_size: Cached prompt prefixes kept for reuse (two per concurrent episode is plenty); 0 turns
             prefix reuse off. Each holds the keys and values of one conversation, in the device's memory.
@@ -84,6 +87,7 @@ class LocalChatModel(BaseChatModel):
     stop: list[str] | None = None
     tool_format: ToolCallFormat = "auto"
     return_logprobs: bool = False
+    constrain_tool_calls: bool = False
     max_batch_size: int = 8
     prefix_cache_size: int = 16
 
@@ -110,7 +114,7 @@ class LocalChatModel(BaseChatModel):
             adapter: A PEFT adapter directory to apply.
             quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
             **settings: Model fields: `max_new_tokens`, `temperature`, `top_p`, `tool_format`, `return_logprobs`,
-                `max_batch_size`, `prefix_cache_size`.
+                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`.
 
         Returns:
             The chat model.
@@ -303,7 +307,13 @@ class LocalChatModel(BaseChatModel):
         if not ids:
             raise ValueError("The rendered prompt is empty; pass at least one message with text.")
         cancelled = threading.Event()
-        row = Row(ids, logprobs=self.return_logprobs, cancelled=cancelled, on_token=on_token)
+        row = Row(
+            ids,
+            logprobs=self.return_logprobs,
+            cancelled=cancelled,
+            on_token=on_token,
+            constraint=self._constraint(engine, tools),
+        )
         stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
         settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p)
         names = [t["function"]["name"] for t in tools or []]
@@ -317,6 +327,16 @@ class LocalChatModel(BaseChatModel):
         )
         future = engine.submit(Request(row, settings))
         return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools)
+
+    def _constraint(self, engine: Engine, tools: list[dict[str, Any]] | None) -> ToolCallConstraint | None:
+        if not (self.constrain_tool_calls and tools):
+            return None
+        if self.tool_format != "hermes":
+            raise ValueError(
+                f"constrain_tool_calls supports the Hermes <tool_call> format only, and this model writes "
+                f"{self.tool_format!r} tool calls; pass constrain_tool_calls=False."
+            )
+        return ToolCallConstraint(engine.tokenizer, tools, end_ids(engine.model, engine.tokenizer))
 
     def _message(self, generated: Generated, call: _Call) -> AIMessage:
         # The tokenizer's own response parser, where the model ships one, knows the model's format best.

@@ -1,0 +1,177 @@
+"""Constrained tool calls: inside ``<tool_call> … </tool_call>`` a model can only write a valid call to a bound tool.
+
+Outside a tool call the model writes freely (thoughts, answers, several calls per turn). As soon as its text reaches
+the opening tag, every next token is limited to those that keep the text a prefix of a newline,
+``{"name": <a bound tool>, "arguments": <an object matching that tool's JSON schema>}``, a newline and
+``</tool_call>``; once the closing tag is written the model is free again. So the tool name is always one of the
+bound tools and the arguments always parse and match the schema: no malformed call reaches the agent.
+
+The enforcement is lm-format-enforcer's `TokenEnforcer` (character-level JSON-schema parser walked over a prefix
+tree of the vocabulary). Why it and not xgrammar or outlines: it is pure Python (a 100 kB wheel, nothing compiled,
+no CUDA stack: xgrammar's wheel pulls triton, a gigabyte, into a CPU install), it is one of vLLM's guided-decoding
+backends, and its framework-neutral `TokenEnforcer` plugs into transformers' `LogitsProcessor`. Its own transformers
+helper does not import with transformers 5, so the vocabulary table is built here (`_tokenizer_data`).
+
+Only the Hermes/Qwen ``<tool_call>`` format is constrained; it is the format of agentkit's default model and of
+Qwen-style templates.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["OPEN_TAG", "ToolCallConstraint", "ToolCallGuard"]
+
+OPEN_TAG = "<tool_call>"
+CLOSE_TAG = "</tool_call>"
+
+
+class ToolCallConstraint:
+    """What a valid Hermes tool call may contain, for one set of bound tools.
+
+    Args:
+        tokenizer: The model's tokenizer (its vocabulary table is built once per tokenizer and cached).
+        tools: The bound tools in OpenAI function format (``{"type": "function", "function": {...}}``).
+        end_ids: Token ids that end a reply; they are refused inside a call.
+
+    Raises:
+        ValueError: If `tools` is empty.
+    """
+
+    def __init__(self, tokenizer: Any, tools: Sequence[dict[str, Any]], end_ids: set[int]) -> None:
+        if not tools:
+            raise ValueError("A tool-call constraint needs at least one bound tool.")
+        self.schema = _call_schema(tools)
+        self.end_ids = frozenset(end_ids)
+        self.data = _tokenizer_data(tokenizer, tuple(sorted(end_ids)))
+        # Where the closing tag is one token, it is kept out of the call (in a JSON string the reply parser would
+        # take it for the end of the call) and written once the call's JSON is complete.
+        self.close_id: int | None = tokenizer.get_vocab().get(CLOSE_TAG)
+
+    def enforcer(self, written: str) -> Any:
+        """A fresh `TokenEnforcer` for one call, advanced past `written` (text after the tag in the tag's token)."""
+        from lmformatenforcer import JsonSchemaParser, SequenceParser, StringParser, TokenEnforcer
+
+        call = JsonSchemaParser(self.schema)
+        close = "\n" if self.close_id is not None else "\n" + CLOSE_TAG
+        parser: Any = SequenceParser([StringParser("\n"), call, StringParser(close)])
+        for char in written:
+            parser = parser.add_character(char)
+        return TokenEnforcer(self.data, parser)
+
+
+class ToolCallGuard:
+    """A transformers logits processor applying each row's `ToolCallConstraint` inside its tool calls.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        constraints: Per row of the batch, its constraint or None (that row is never constrained).
+        ends: Token ids that end a row; a row that produced one is left alone (generate pads it while others go on).
+    """
+
+    def __init__(self, tokenizer: Any, constraints: Sequence[ToolCallConstraint | None], ends: set[int]) -> None:
+        self._tokenizer = tokenizer
+        self._constraints = list(constraints)
+        self._ends = ends
+        self._start: int | None = None
+        # Per row: the enforcer of the call being written and the index of the call's first token after the tag.
+        self._open: list[tuple[Any, int] | None] = [None] * len(constraints)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Mask the scores of tokens that would break a tool call being written; other rows are untouched."""
+        import torch
+
+        if self._start is None:  # the first call sees the prompt only
+            self._start = int(input_ids.shape[1])
+        for row, constraint in enumerate(self._constraints):
+            if constraint is None:
+                continue
+            generated = [int(t) for t in input_ids[row, self._start :]]
+            if any(t in self._ends for t in generated):
+                continue
+            allowed = self._allowed(row, constraint, generated)
+            if allowed is None:
+                continue
+            mask = torch.full_like(scores[row], float("-inf"))
+            mask[allowed] = 0
+            scores[row] = scores[row] + mask
+        return scores
+
+    def _allowed(self, row: int, constraint: ToolCallConstraint, generated: list[int]) -> list[int] | None:
+        """The tokens the row may write next, or None when it is outside a tool call."""
+        current = self._open[row]
+        if current is not None and generated[-1:] == [constraint.close_id]:  # the tag written below: call complete
+            self._open[row] = current = None
+        if current is None:
+            text = self._tokenizer.decode(generated, skip_special_tokens=False)
+            tag = text.rfind(OPEN_TAG)
+            if tag < 0 or CLOSE_TAG in text[tag:]:
+                return None
+            first = _tokens_covering(self._tokenizer, generated, tag + len(OPEN_TAG))
+            written = self._tokenizer.decode(generated[:first], skip_special_tokens=False)[tag + len(OPEN_TAG) :]
+            try:
+                enforcer = constraint.enforcer(written)
+            except Exception:  # the text after the tag already broke the format: nothing to enforce any more
+                return None
+            current = (enforcer, first)
+            self._open[row] = current
+        enforcer, first = current
+        try:
+            allowed = list(enforcer.get_allowed_tokens(generated[first:]).allowed_tokens)
+        except Exception:  # a row stopped by a stop string is padded: it no longer matters what it may write
+            return None
+        if constraint.end_ids.intersection(allowed):  # the call's text may end here (whitespace aside)
+            if constraint.close_id is not None:
+                return [constraint.close_id]
+            self._open[row] = None
+            return None
+        return allowed or None
+
+
+def _tokens_covering(tokenizer: Any, ids: list[int], chars: int) -> int:
+    """The fewest leading tokens of `ids` whose text is at least `chars` characters long."""
+    for count in range(1, len(ids) + 1):
+        if len(tokenizer.decode(ids[:count], skip_special_tokens=False)) >= chars:
+            return count
+    return len(ids)
+
+
+def _call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON schema of one call to any of `tools`: a name from the tools and that tool's arguments."""
+    branches = []
+    for tool in tools:
+        function = tool.get("function", tool)
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"name": {"type": "string", "enum": [function["name"]]}, "arguments": parameters},
+                "required": ["name", "arguments"],
+            }
+        )
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer_data(tokenizer: Any, end_ids: tuple[int, ...]) -> Any:
+    """lm-format-enforcer's vocabulary table (decodes every token once: seconds for a 150k vocabulary, so cached)."""
+    from lmformatenforcer import TokenEnforcerTokenizerData
+
+    # Markup tokens (<think>, <tool_call>, <|im_end|>, ...) are never part of a call: inside a JSON string the reply
+    # parser would read them as markup and cut the call. The closing tag too: the guard writes it when a call is done.
+    markup = {*tokenizer.all_special_ids, *tokenizer.added_tokens_decoder, tokenizer.get_vocab().get(CLOSE_TAG)}
+    zero = tokenizer.encode("0", add_special_tokens=False)[-1]
+    regular = []
+    for index in range(len(tokenizer)):
+        if index in markup:
+            continue
+        # Decoding after a "0" keeps a leading space that decoding the token alone can drop.
+        after_zero = tokenizer.decode([zero, index])[1:]
+        regular.append((index, after_zero, len(after_zero) > len(tokenizer.decode([index]))))
+
+    def decode(ids: list[int]) -> str:
+        return str(tokenizer.decode(ids)).rstrip("\ufffd")
+
+    return TokenEnforcerTokenizerData(regular, decode, list(end_ids), False, len(tokenizer))
