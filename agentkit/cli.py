@@ -39,6 +39,11 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--adapter", default=None, help="a PEFT adapter directory to apply (e.g. from agentkit dpo)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, ... (default: auto)")
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="constrain tool calls to the bound tools and their schemas while decoding (Hermes-format models)",
+    )
     parser.add_argument("--max-steps", type=int, default=8, help="tool-using steps per episode (default: 8)")
 
 
@@ -86,7 +91,9 @@ def make_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> BaseChatModel:
     from agentkit.llm.default import load_default_model
 
-    return load_default_model(args.model, adapter=args.adapter, device=args.device)
+    return load_default_model(
+        args.model, adapter=args.adapter, device=args.device, constrain_tool_calls=args.constrained
+    )
 
 
 def _agent(args: argparse.Namespace) -> Agent:
