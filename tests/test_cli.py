@@ -44,8 +44,12 @@ def default_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def test_run_uses_the_default_model_and_prints_the_trace(default_home: Path, capsys: pytest.CaptureFixture[str]):
-    assert main(["run", QUESTION]) == 0
+@pytest.mark.parametrize("flags", [[], ["--constrained"]], ids=["free", "constrained"])
+def test_run_uses_the_default_model_and_prints_the_trace(
+    default_home: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+):
+    # The model writes valid calls already, so the constrained run must give the very same trace.
+    assert main(["run", QUESTION, *flags]) == 0
     out = capsys.readouterr().out
     assert 'call      calculator({"expression": "17 * 23"})' in out
     assert "observed  391" in out
