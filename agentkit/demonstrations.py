@@ -8,9 +8,11 @@ function `LocalChatModel` uses), and the episode becomes one text in which only 
 
 from __future__ import annotations
 
+import datetime as dt
+import random
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from agentkit.agent import Agent
 from agentkit.llm.prompt import render_prompt
 from agentkit.tasks import Task
 from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
-from agentkit.tools import calculator, current_time, file_tools
+from agentkit.tools import calculator, file_tools, make_current_time
 
 __all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate"]
 
@@ -48,13 +50,22 @@ class Demonstration:
     learned: tuple[tuple[int, int], ...]
 
 
-def agent_tools(workspace: str | Path | None = None) -> list[BaseTool]:
+def agent_tools(
+    workspace: str | Path | None = None, clock: Callable[[dt.tzinfo], dt.datetime] | None = None
+) -> list[BaseTool]:
     """The built-in tools in the order the default model was trained with.
 
     Args:
         workspace: The folder the file tools work in; None means ``AGENTKIT_WORKSPACE`` or the current directory.
+        clock: What `current_time` reads (see `agentkit.tools.make_current_time`); None is the system clock.
     """
-    return [calculator, current_time, *file_tools(workspace)]
+    return [calculator, make_current_time(clock), *file_tools(workspace)]
+
+
+def _instant(task: Task) -> dt.datetime:
+    """A time of the task's own, between 2020 and 2031, so the times the model learns to repeat vary."""
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    return start + dt.timedelta(seconds=random.Random(task.id).randrange(11 * 365 * 24 * 3600))
 
 
 def _results(messages: Sequence[BaseMessage]) -> list[str]:
@@ -89,9 +100,12 @@ def demonstrate(tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8) ->
     """
     demonstrations = []
     with tempfile.TemporaryDirectory(prefix="agentkit-demo-") as root:
-        tools = agent_tools(root)
+        # The real clock would give every episode of a run the same minute, which a small model then memorises.
+        now: list[dt.datetime] = []
+        tools = agent_tools(root, clock=lambda zone: now[0].astimezone(zone))  # noqa: PLW0108 (set per task)
         schemas = [convert_to_openai_tool(t) for t in tools]
         for task in tasks:
+            now[:] = [_instant(task)]
             for path, text in task.files.items():
                 target = Path(root, path)
                 target.parent.mkdir(parents=True, exist_ok=True)

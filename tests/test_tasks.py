@@ -92,3 +92,15 @@ def test_gold_plans_run_through_the_real_agent_and_learn_only_model_turns(tiny_d
         assert demo.text.count("<tool_response>") == len(demo.task.plan)
     arithmetic = next(d for d in demos if d.task.category == "arithmetic-3")
     assert arithmetic.text[arithmetic.learned[-1][0] :].startswith(arithmetic.task.final.split("{")[0])
+
+
+def test_time_demonstrations_each_read_a_clock_of_their_own(tiny_dir: Path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    tasks = [t for t in generate_tasks(300, seed=5) if t.category == "time"][:6]
+    minutes = set()
+    for demo in demonstrate(tasks, tokenizer):
+        observed = demo.text.split("<tool_response>\n")[1].split("\n")[0]
+        minutes.add(observed[:16])
+        assert observed[:16] in demo.text[demo.learned[-1][0] :]  # the gold answer repeats that time
+    assert len(minutes) == len(tasks)  # the system clock would give them all the same minute
+    assert demonstrate(tasks[:1], tokenizer)[0].text == demonstrate(tasks[:1], tokenizer)[0].text

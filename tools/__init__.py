@@ -24,7 +24,7 @@ from langchain_core.tools import BaseTool
 
 # Absolute imports: this folder installs as agentkit.tools (a bare `tools` is the repository folder).
 from agentkit.tools.calculator import calculator
-from agentkit.tools.current_time import current_time
+from agentkit.tools.current_time import current_time, make_current_time
 from agentkit.tools.list_dir import list_dir, make_list_dir
 from agentkit.tools.memory_tools import make_recall, make_remember, memory_tools
 from agentkit.tools.read_file import make_read_file, read_file
@@ -38,6 +38,7 @@ __all__ = [
     "default_tools",
     "file_tools",
     "list_dir",
+    "make_current_time",
     "make_list_dir",
     "make_read_file",
     "make_recall",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 
-from langchain_core.tools import ToolException, tool
+from langchain_core.tools import BaseTool, ToolException, tool
 
-__all__ = ["current_time"]
+__all__ = ["current_time", "make_current_time"]
 
 # strftime("%A") follows the process locale; the model should always get English names.
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -35,17 +36,34 @@ def _zone(name: str) -> dt.tzinfo:
     raise ToolException(f"Unknown time zone {name!r}. {hint}Use an IANA time zone name such as {_EXAMPLES}.")
 
 
-@tool(parse_docstring=True)
-def current_time(timezone: str = "UTC") -> str:
-    """Get the current date, time and weekday in a time zone.
-
-    The answer starts with the ISO-8601 time including its UTC offset, e.g.
-    "2025-03-14T09:26:53+01:00 (Friday, Europe/Paris)".
+def make_current_time(clock: Callable[[dt.tzinfo], dt.datetime] | None = None) -> BaseTool:
+    """Build a `current_time` tool, optionally reading another clock.
 
     Args:
-        timezone: IANA time zone name, e.g. "UTC", "Europe/Paris" or "America/New_York".
+        clock: Returns the time now in the given zone; None reads the system clock. Generated training episodes pass
+            a frozen clock per episode, so that the times a model learns to repeat vary as they do in use.
+
+    Returns:
+        The tool, named `current_time`.
     """
-    zone = _zone(timezone)
-    now = dt.datetime.now(zone)
-    label = "UTC" if zone is dt.timezone.utc else str(zone)
-    return f"{now.isoformat(timespec='seconds')} ({_WEEKDAYS[now.weekday()]}, {label})"
+    read = clock or dt.datetime.now
+
+    @tool("current_time", parse_docstring=True)
+    def current_time(timezone: str = "UTC") -> str:
+        """Get the current date, time and weekday in a time zone.
+
+        The answer starts with the ISO-8601 time including its UTC offset, e.g.
+        "2025-03-14T09:26:53+01:00 (Friday, Europe/Paris)".
+
+        Args:
+            timezone: IANA time zone name, e.g. "UTC", "Europe/Paris" or "America/New_York".
+        """
+        zone = _zone(timezone)
+        now = read(zone)
+        label = "UTC" if zone is dt.timezone.utc else str(zone)
+        return f"{now.isoformat(timespec='seconds')} ({_WEEKDAYS[now.weekday()]}, {label})"
+
+    return current_time
+
+
+current_time = make_current_time()
