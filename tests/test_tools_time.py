@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from langchain_core.tools import ToolException
 
-from agentkit.tools import current_time
+from agentkit.tools import current_time, make_current_time
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -55,3 +55,11 @@ def test_schema_describes_the_argument() -> None:
     assert current_time.name == "current_time"
     assert current_time.args["timezone"]["description"]
     assert current_time.args["timezone"]["default"] == "UTC"
+
+
+def test_another_clock_is_read_in_the_asked_zone() -> None:
+    instant = dt.datetime(2024, 3, 31, 0, 30, 5, tzinfo=dt.timezone.utc)  # Paris moves to summer time at 01:00 UTC
+    frozen = make_current_time(instant.astimezone)
+    assert frozen.invoke({"timezone": "Europe/Paris"}) == "2024-03-31T01:30:05+01:00 (Sunday, Europe/Paris)"
+    assert frozen.invoke({"timezone": "UTC"}) == "2024-03-31T00:30:05+00:00 (Sunday, UTC)"
+    assert frozen.args == current_time.args and frozen.description == current_time.description
