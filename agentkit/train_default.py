@@ -6,8 +6,10 @@ Shaped like a TRL script (a typed config, `make_parser`, `main`, ``python -m age
 1. draw training tasks (`agentkit.tasks`, never a held-out question) and play their gold plans through the real agent
    (`agentkit.demonstrations`), rendered with a Qwen-style ChatML template and Hermes ``<tool_call>`` format;
 2. train a byte-level BPE tokenizer on those texts and build a Llama from a config (`agentkit.llm.tiny`);
-3. train on the model's own turns only: system prompt, questions and tool observations are masked;
-4. save with `save_pretrained`, plus ``training.json`` (config, loss curve, time).
+3. a copy warm-up: repeated random strings of the tokens the model will have to copy (digits, names, paths), which
+   grows the induction heads that copying numbers from questions and observations needs;
+4. train on the model's own turns only: system prompt, questions and tool observations are masked;
+5. save with `save_pretrained`, plus ``training.json`` (config, loss curve, time).
 
 Why not TRL's `SFTTrainer`: every episode begins with the same system prompt and tool list (about two thirds of its
 tokens). Here that prefix is run once per batch and its key/value cache shared by every row, gradients included,
@@ -50,15 +52,21 @@ class TrainDefaultConfig:
         metadata={"help": "Where the model is saved (default: where `agentkit run` looks, $AGENTKIT_HOME)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed for tasks, initialisation and batches."})
-    n_tasks: int = field(default=8000, metadata={"help": "Gold episodes to train on."})
+    n_tasks: int = field(default=4000, metadata={"help": "Gold episodes to train on."})
     agent_max_steps: int = field(default=8, metadata={"help": "The step budget stated in the agent's prompt."})
     vocab_size: int = field(default=2048, metadata={"help": "Tokenizer vocabulary size."})
     hidden_size: int = field(default=128, metadata={"help": "Model width."})
-    layers: int = field(default=4, metadata={"help": "Transformer layers."})
+    layers: int = field(default=2, metadata={"help": "Transformer layers."})
     heads: int = field(default=4, metadata={"help": "Attention heads."})
-    train_steps: int = field(default=2000, metadata={"help": "Optimisation steps."})
+    copy_warmup_steps: int = field(
+        default=1000,
+        metadata={"help": "Steps of the copy warm-up (repeated random token strings) before the episodes; 0 skips it."},
+    )
+    copy_warmup_lr: float = field(default=3e-3, metadata={"help": "Learning rate of the copy warm-up."})
+    copy_warmup_batch: int = field(default=64, metadata={"help": "Strings per copy warm-up step."})
+    train_steps: int = field(default=2500, metadata={"help": "Optimisation steps on the episodes."})
     batch_size: int = field(default=16, metadata={"help": "Episodes per step."})
-    learning_rate: float = field(default=5e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
     warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
     log_every: int = field(default=50, metadata={"help": "Steps between loss reports."})
 
@@ -71,7 +79,8 @@ class TrainReport:
         output_dir: The saved model.
         parameters: Trainable parameters.
         seconds: Wall-clock time of the whole run.
-        losses: ``(step, mean loss since the last report)`` pairs.
+        losses: ``(step, mean loss since the last report)`` pairs, on the episodes.
+        copy_losses: The same for the copy warm-up.
         prefix_tokens: Tokens of the shared system prompt.
         mean_episode_tokens: Mean tokens of an episode after that prefix.
     """
@@ -80,6 +89,7 @@ class TrainReport:
     parameters: int
     seconds: float
     losses: list[tuple[int, float]]
+    copy_losses: list[tuple[int, float]]
     prefix_tokens: int
     mean_episode_tokens: float
 
@@ -131,6 +141,68 @@ def _length_buckets(
         yield from chunks
 
 
+def _copy_batch(
+    pool: Sequence[int], size: int, sep: int, pad: int, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random token strings followed by a separator and the same string again; only the repeat is learned."""
+    import torch
+
+    rows = []
+    for _ in range(size):
+        text = [rng.choice(pool) for _ in range(rng.randint(6, 24))]
+        rows.append(([*text, sep, *text], [-100] * (len(text) + 1) + text))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    return ids, labels
+
+
+def _copied_tokens(rows: Sequence[tuple[list[int], list[int]]]) -> set[int]:
+    """Tokens the model writes that its episode had already shown it: digits, names, paths, time zones.
+
+    The warm-up copies these and only these: an induction head learned on other tokens copies them badly.
+    """
+    copied: set[int] = set()
+    for ids, labels in rows:
+        shown = {token for token, label in zip(ids, labels, strict=True) if label == -100}
+        copied.update(token for token, label in zip(ids, labels, strict=True) if label != -100 and token in shown)
+    return copied
+
+
+def _copy_warmup(
+    tokenizer: Any, rows: Sequence[tuple[list[int], list[int]]], config: TrainDefaultConfig, learn: Any, model: Any
+) -> list[tuple[int, float]]:
+    """Train on repeated random token strings; returns the logged losses.
+
+    Copying numbers and names from the question and the observations needs induction heads, which episodes alone grow
+    too slowly on a CPU budget; repeating random token strings grows them in several hundred steps.
+    """
+    from tqdm.auto import tqdm
+
+    rng = random.Random(config.seed)
+    pool = sorted(_copied_tokens(rows) - set(tokenizer.all_special_ids))
+    losses: list[tuple[int, float]] = []
+    warm = config.copy_warmup_steps if pool else 0  # episodes that never repeat anything need no copying
+    for step in tqdm(range(warm), desc="copy warm-up", disable=None):
+        ids, labels = _copy_batch(pool, config.copy_warmup_batch, tokenizer.eos_token_id, tokenizer.pad_token_id, rng)
+        learn(_copy_loss(model, ids, labels), step=step, total=warm, log=losses, name="copy")
+    return losses
+
+
+def _copy_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor) -> Any:
+    return _learned_loss(model, model.get_decoder()(input_ids=ids).last_hidden_state, labels)
+
+
+def _learned_loss(model: Any, hidden: torch.Tensor, labels: torch.Tensor) -> Any:
+    """Next-token loss where labels are set, running the output layer on those positions only."""
+    import torch
+
+    targets = labels[:, 1:]
+    learned = targets != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][learned])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[learned])
+
+
 def _loss(model: Any, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> Any:
     """Next-token loss on the learned tokens, the shared prefix computed once for the whole batch."""
     import torch
@@ -138,10 +210,8 @@ def _loss(model: Any, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
     cache = model(input_ids=prefix, use_cache=True).past_key_values
     cache.batch_repeat_interleave(ids.shape[0])
     full_mask = torch.cat([torch.ones(ids.shape[0], prefix.shape[1], dtype=mask.dtype), mask], dim=1)
-    logits = model(input_ids=ids, attention_mask=full_mask, past_key_values=cache).logits
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100
-    )
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=full_mask, past_key_values=cache).last_hidden_state
+    return _learned_loss(model, hidden, labels)
 
 
 def main(config: TrainDefaultConfig) -> TrainReport:
@@ -184,31 +254,43 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     rows = [_encode(tokenizer, demo, len(prefix_text)) for demo in demonstrations]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    warm = config.copy_warmup_steps
 
     def schedule(step: int) -> float:
+        if step < warm:  # the copy warm-up: a linear ramp, then a constant rate
+            return config.copy_warmup_lr / config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
+        step -= warm
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
         progress = (step - config.warmup_steps) / max(1, config.train_steps - config.warmup_steps)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    batches = _length_buckets(rows, config.batch_size, random.Random(config.seed))
-    losses: list[tuple[int, float]] = []
-    window: list[float] = []
-    model.train()
-    for step in tqdm(range(config.train_steps), desc="train-default", disable=None):
-        ids, mask, labels = _batch(next(batches), tokenizer.pad_token_id)
-        loss = _loss(model, prefix, ids, mask, labels)
+
+    windows: dict[str, list[float]] = {}
+
+    def learn(loss: Any, *, step: int, total: int, log: list[tuple[int, float]], name: str) -> None:
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
+        window = windows.setdefault(name, [])
         window.append(loss.item())
-        if (step + 1) % config.log_every == 0 or step + 1 == config.train_steps:
-            losses.append((step + 1, sum(window) / len(window)))
-            tqdm.write(f"step {step + 1}: loss {losses[-1][1]:.4f}")
-            window = []
+        if (step + 1) % config.log_every == 0 or step + 1 == total:
+            log.append((step + 1, sum(window) / len(window)))
+            tqdm.write(f"{name} {step + 1}: loss {log[-1][1]:.4f}")
+            window.clear()
+
+    model.train()
+    copy_losses = _copy_warmup(tokenizer, rows, config, learn, model)
+
+    batches = _length_buckets(rows, config.batch_size, random.Random(config.seed))
+    losses: list[tuple[int, float]] = []
+    for step in tqdm(range(config.train_steps), desc="train-default", disable=None):
+        ids, mask, labels = _batch(next(batches), tokenizer.pad_token_id)
+        loss = _loss(model, prefix, ids, mask, labels)
+        learn(loss, step=step, total=config.train_steps, log=losses, name="step")
     model.eval()  # type: ignore[no-untyped-call]
     # Half-precision storage halves the checkpoint; the loader widens it back to float32 on a CPU.
     model.to(torch.bfloat16).save_pretrained(out)  # type: ignore[arg-type]
@@ -217,6 +299,7 @@ def main(config: TrainDefaultConfig) -> TrainReport:
         parameters=sum(p.numel() for p in model.parameters()),
         seconds=time.monotonic() - started,
         losses=losses,
+        copy_losses=copy_losses,
         prefix_tokens=int(prefix.shape[1]),
         mean_episode_tokens=sum(len(ids) for ids, _ in rows) / len(rows),
     )

@@ -17,6 +17,9 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
         hidden_size=32,
         layers=1,
         heads=2,
+        copy_warmup_steps=24,
+        copy_warmup_batch=8,
+        copy_warmup_lr=1e-2,
         train_steps=24,
         batch_size=8,
         learning_rate=1e-2,
@@ -26,6 +29,7 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
     report = main(config)
     first, last = report.losses[0][1], report.losses[-1][1]
     assert last < 0.75 * first, report.losses
+    assert report.copy_losses[-1][1] < report.copy_losses[0][1], report.copy_losses
     assert report.prefix_tokens > 100  # the shared system prompt and tool list
     saved = json.loads((tmp_path / "model" / "training.json").read_text())
     assert saved["config"]["n_tasks"] == 48 and saved["losses"][-1][1] == last
