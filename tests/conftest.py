@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from agentkit.testing import OFFLINE_ENV, block_network
 
 # Set before any test imports huggingface_hub or transformers, which read these at import time.
 os.environ.update(OFFLINE_ENV)
+# A default model retrained on this machine (~/.cache/agentkit) would take the shipped one's place in the tests.
+os.environ["AGENTKIT_HOME"] = tempfile.mkdtemp(prefix="agentkit-home-")
 
 
 @pytest.fixture(autouse=True)

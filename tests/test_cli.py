@@ -1,4 +1,4 @@
-"""The command line: run, chat and eval on the default model, found where `agentkit train-default` puts it.
+"""The command line: run, chat and eval on a default model retrained where `agentkit train-default` puts it.
 
 The "default model" here is a tiny real model trained in the test on one gold episode rendered through the real
 agent, so the whole path is exercised: lookup in ``$AGENTKIT_HOME``, loading, chat template with the built-in tools,
@@ -80,7 +80,9 @@ def test_eval_writes_a_json_summary_and_a_chart(default_home: Path, tmp_path: Pa
 def test_no_default_model_is_one_line_saying_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
+    # An install without the shipped checkpoint, and nothing retrained on this machine.
     monkeypatch.setenv("AGENTKIT_HOME", str(tmp_path))
+    monkeypatch.setattr("agentkit.llm.default.SHIPPED_MODEL", tmp_path / "not-installed")
     assert main(["run", "Hi"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("agentkit: error:") and "agentkit train-default" in err and len(err.splitlines()) == 1

@@ -1,7 +1,9 @@
-"""agentkit's own small tool-using model, trained by ``agentkit train-default`` and loaded when no model is named.
+"""agentkit's own small tool-using model, loaded when no model is named.
 
-``agentkit train-default`` writes it to ``$AGENTKIT_HOME/default-model`` (by default
-``~/.cache/agentkit/default-model``); it loads through the ordinary `LocalChatModel.from_pretrained` path.
+The wheel carries a checkpoint that ``agentkit train-default`` produced (``agentkit/default_model``, a few MB), so
+the main job runs on a fresh machine without a download. ``agentkit train-default`` retrains it into
+``$AGENTKIT_HOME/default-model`` (by default ``~/.cache/agentkit/default-model``), which then takes precedence.
+Either loads through the ordinary `LocalChatModel.from_pretrained` path.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from agentkit.errors import ConfigError
 from agentkit.llm.local import LocalChatModel
 
-__all__ = ["DEFAULT_MODEL", "default_model_path", "load_default_model", "trained_model_home"]
+__all__ = ["DEFAULT_MODEL", "SHIPPED_MODEL", "default_model_path", "load_default_model", "trained_model_home"]
 
 DEFAULT_MODEL = "agentkit-default"
 """The name that selects the default model wherever a model id is taken (``--model``)."""
@@ -25,18 +27,23 @@ def trained_model_home() -> Path:
     return Path(home) / "default-model"
 
 
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "default_model"
+"""The checkpoint inside the package, made by ``agentkit train-default --output_dir agentkit/default_model``."""
+
+
 def default_model_path() -> Path:
-    """The folder of the default model, trained on this machine by ``agentkit train-default``.
+    """The folder of the default model: one retrained on this machine, else the shipped one.
 
     Raises:
-        ConfigError: When it is not there, saying how to get one.
+        ConfigError: When neither is there (an install without its package data), saying what to do.
     """
-    path = trained_model_home()
-    if (path / "config.json").is_file():
-        return path
+    for path in (trained_model_home(), SHIPPED_MODEL):
+        if (path / "config.json").is_file():
+            return path
     raise ConfigError(
-        f"agentkit's default model is not on this machine: run `agentkit train-default` (it trains one into "
-        f"{trained_model_home()}), or pass --model with a local model directory."
+        f"agentkit's default model is missing from {SHIPPED_MODEL} (an incomplete install): reinstall agentkit, "
+        f"run `agentkit train-default` (it trains one into {trained_model_home()}), or pass --model with a local "
+        f"model directory."
     )
 
 
