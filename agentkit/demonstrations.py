@@ -63,7 +63,7 @@ def agent_tools(
 
 
 def _instant(task: Task) -> dt.datetime:
-    """A time of the task's own, between 2020 and 2031, so the times the model learns to repeat vary."""
+    """A time of the task's own, from 2020 through 2030, so the times the model learns to repeat vary."""
     start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     return start + dt.timedelta(seconds=random.Random(task.id).randrange(11 * 365 * 24 * 3600))
 

@@ -28,7 +28,7 @@ def trained_model_home() -> Path:
 
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "default_model"
-"""The checkpoint inside the package, made by ``agentkit train-default --output_dir agentkit/default_model``."""
+"""The checkpoint inside the package: ``agentkit train-default``'s output with its default settings."""
 
 
 def default_model_path() -> Path:
