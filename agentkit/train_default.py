@@ -158,7 +158,7 @@ def _copy_batch(
 
 
 def _copied_tokens(rows: Sequence[tuple[list[int], list[int]]]) -> set[int]:
-    """Tokens the model writes that its episode had already shown it: digits, names, paths, time zones.
+    """Tokens the model writes that its episode also shows it (question, observations): digits, names, paths, zones.
 
     The warm-up copies these and only these: an induction head learned on other tokens copies them badly.
     """
@@ -170,9 +170,9 @@ def _copied_tokens(rows: Sequence[tuple[list[int], list[int]]]) -> set[int]:
 
 
 def _copy_warmup(
-    tokenizer: Any, rows: Sequence[tuple[list[int], list[int]]], config: TrainDefaultConfig, learn: Any, model: Any
+    model: Any, pool: Sequence[int], tokenizer: Any, config: TrainDefaultConfig, *, steps: int, learn: Any
 ) -> list[tuple[int, float]]:
-    """Train on repeated random token strings; returns the logged losses.
+    """Train on repeated random strings of `pool`'s tokens; returns the logged losses.
 
     Copying numbers and names from the question and the observations needs induction heads, which episodes alone grow
     too slowly on a CPU budget; repeating random token strings grows them in several hundred steps.
@@ -180,12 +180,10 @@ def _copy_warmup(
     from tqdm.auto import tqdm
 
     rng = random.Random(config.seed)
-    pool = sorted(_copied_tokens(rows) - set(tokenizer.all_special_ids))
     losses: list[tuple[int, float]] = []
-    warm = config.copy_warmup_steps if pool else 0  # episodes that never repeat anything need no copying
-    for step in tqdm(range(warm), desc="copy warm-up", disable=None):
+    for step in tqdm(range(steps), desc="copy warm-up", disable=None):
         ids, labels = _copy_batch(pool, config.copy_warmup_batch, tokenizer.eos_token_id, tokenizer.pad_token_id, rng)
-        learn(_copy_loss(model, ids, labels), step=step, total=warm, log=losses, name="copy")
+        learn(_copy_loss(model, ids, labels), step=step, total=steps, log=losses, name="copy")
     return losses
 
 
@@ -253,8 +251,10 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     prefix = torch.tensor([tokenizer(prefix_text, add_special_tokens=False)["input_ids"]])
     rows = [_encode(tokenizer, demo, len(prefix_text)) for demo in demonstrations]
 
+    pool = sorted(_copied_tokens(rows) - set(tokenizer.all_special_ids))
+    warm = config.copy_warmup_steps if pool else 0  # episodes that never repeat anything need no copying
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
-    warm = config.copy_warmup_steps
 
     def schedule(step: int) -> float:
         if step < warm:  # the copy warm-up: a linear ramp, then a constant rate
@@ -283,7 +283,7 @@ def main(config: TrainDefaultConfig) -> TrainReport:
             window.clear()
 
     model.train()
-    copy_losses = _copy_warmup(tokenizer, rows, config, learn, model)
+    copy_losses = _copy_warmup(model, pool, tokenizer, config, steps=warm, learn=learn)
 
     batches = _length_buckets(rows, config.batch_size, random.Random(config.seed))
     losses: list[tuple[int, float]] = []
