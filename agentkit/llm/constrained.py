@@ -22,10 +22,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["OPEN_TAG", "ToolCallConstraint", "ToolCallGuard"]
+# The tags the reply parser reads, so the constraint and the parser agree on where a call begins and ends.
+from agentkit.llm.toolcalls import HERMES_CLOSE, HERMES_OPEN
 
-OPEN_TAG = "<tool_call>"
-CLOSE_TAG = "</tool_call>"
+__all__ = ["ToolCallConstraint", "ToolCallGuard"]
 
 
 class ToolCallConstraint:
@@ -48,14 +48,14 @@ class ToolCallConstraint:
         self.data = _tokenizer_data(tokenizer, tuple(sorted(end_ids)))
         # Where the closing tag is one token, it is kept out of the call (in a JSON string the reply parser would
         # take it for the end of the call) and written once the call's JSON is complete.
-        self.close_id: int | None = tokenizer.get_vocab().get(CLOSE_TAG)
+        self.close_id: int | None = tokenizer.get_vocab().get(HERMES_CLOSE)
 
     def enforcer(self, written: str) -> Any:
         """A fresh `TokenEnforcer` for one call, advanced past `written` (text after the tag in the tag's token)."""
         from lmformatenforcer import JsonSchemaParser, SequenceParser, StringParser, TokenEnforcer
 
         call = JsonSchemaParser(self.schema)
-        close = "\n" if self.close_id is not None else "\n" + CLOSE_TAG
+        close = "\n" if self.close_id is not None else "\n" + HERMES_CLOSE
         parser: Any = SequenceParser([StringParser("\n"), call, StringParser(close)])
         for char in written:
             parser = parser.add_character(char)
@@ -106,11 +106,11 @@ class ToolCallGuard:
             self._open[row] = current = None
         if current is None:
             text = self._tokenizer.decode(generated, skip_special_tokens=False)
-            tag = text.rfind(OPEN_TAG)
-            if tag < 0 or CLOSE_TAG in text[tag:]:
+            tag = text.rfind(HERMES_OPEN)
+            if tag < 0 or HERMES_CLOSE in text[tag:]:
                 return None
-            first = _tokens_covering(self._tokenizer, generated, tag + len(OPEN_TAG))
-            written = self._tokenizer.decode(generated[:first], skip_special_tokens=False)[tag + len(OPEN_TAG) :]
+            first = _tokens_covering(self._tokenizer, generated, tag + len(HERMES_OPEN))
+            written = self._tokenizer.decode(generated[:first], skip_special_tokens=False)[tag + len(HERMES_OPEN) :]
             try:
                 enforcer = constraint.enforcer(written)
             except Exception:  # the text after the tag already broke the format: nothing to enforce any more
@@ -161,7 +161,7 @@ def _tokenizer_data(tokenizer: Any, end_ids: tuple[int, ...]) -> Any:
 
     # Markup tokens (<think>, <tool_call>, <|im_end|>, ...) are never part of a call: inside a JSON string the reply
     # parser would read them as markup and cut the call. The closing tag too: the guard writes it when a call is done.
-    markup = {*tokenizer.all_special_ids, *tokenizer.added_tokens_decoder, tokenizer.get_vocab().get(CLOSE_TAG)}
+    markup = {*tokenizer.all_special_ids, *tokenizer.added_tokens_decoder, tokenizer.get_vocab().get(HERMES_CLOSE)}
     zero = tokenizer.encode("0", add_special_tokens=False)[-1]
     regular = []
     for index in range(len(tokenizer)):

@@ -47,6 +47,8 @@ from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 __all__ = [
+    "HERMES_CLOSE",
+    "HERMES_OPEN",
     "MAX_CALLS",
     "CallCollector",
     "ParsedReply",
@@ -68,8 +70,8 @@ this in one turn is looping, and a flood of tiny broken calls must not cost a re
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
-_HERMES_OPEN = "<tool_call>"
-_HERMES_CLOSE = "</tool_call>"
+HERMES_OPEN = "<tool_call>"
+HERMES_CLOSE = "</tool_call>"
 _MISTRAL_CALLS = "[TOOL_CALLS]"
 _MISTRAL_ARGS = "[ARGS]"
 _MISTRAL_CALL_ID = "[CALL_ID]"
@@ -139,7 +141,7 @@ def parse_reply(
     names = None if tool_names is None else frozenset(tool_names)
     calls = CallCollector()
     if format == "auto":
-        if _HERMES_OPEN in body:
+        if HERMES_OPEN in body:
             format = "hermes"
         elif _MISTRAL_CALLS in body:
             format = "mistral"
@@ -169,7 +171,7 @@ def detect_format(chat_template: str | None) -> ToolCallFormat:
     """
     if not chat_template:
         return "auto"
-    if _HERMES_OPEN in chat_template:
+    if HERMES_OPEN in chat_template:
         return "hermes"
     if _MISTRAL_CALLS in chat_template:
         return "mistral"
@@ -408,15 +410,15 @@ def _parse_hermes(body: str, calls: CallCollector) -> str:
     pos = 0
     close = -2  # position of the next closing tag; -2: not searched yet, -1: there is none
     while not calls.full:
-        start = body.find(_HERMES_OPEN, pos)
+        start = body.find(HERMES_OPEN, pos)
         if start == -1:
             parts.append(body[pos:])
             break
         parts.append(body[pos:start])
-        inner = start + len(_HERMES_OPEN)
+        inner = start + len(HERMES_OPEN)
         if close != -1 and close < inner:
-            close = body.find(_HERMES_CLOSE, inner)
-        following = body.find(_HERMES_OPEN, inner)
+            close = body.find(HERMES_CLOSE, inner)
+        following = body.find(HERMES_OPEN, inner)
         if following != -1 and (close == -1 or following < close):  # this block was never closed
             _hermes_block(body[inner:following], calls)
             pos = following
@@ -425,7 +427,7 @@ def _parse_hermes(body: str, calls: CallCollector) -> str:
             pos = len(body)
         else:
             _hermes_block(body[inner:close], calls)
-            pos = close + len(_HERMES_CLOSE)
+            pos = close + len(HERMES_CLOSE)
     return _join(parts)
 
 
