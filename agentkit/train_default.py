@@ -145,15 +145,11 @@ def _copy_batch(
     pool: Sequence[int], size: int, sep: int, pad: int, rng: random.Random
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random token strings followed by a separator and the same string again; only the repeat is learned."""
-    import torch
-
     rows = []
     for _ in range(size):
         text = [rng.choice(pool) for _ in range(rng.randint(6, 24))]
         rows.append(([*text, sep, *text], [-100] * (len(text) + 1) + text))
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in rows])
-    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    ids, _mask, labels = _batch(rows, pad)  # padding comes after the strings, so no mask is needed
     return ids, labels
 
 
