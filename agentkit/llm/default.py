@@ -8,11 +8,11 @@ Either loads through the ordinary `LocalChatModel.from_pretrained` path.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from agentkit.errors import ConfigError
+from agentkit.home import agentkit_home
 from agentkit.llm.local import LocalChatModel
 
 __all__ = ["DEFAULT_MODEL", "SHIPPED_MODEL", "default_model_path", "load_default_model", "trained_model_home"]
@@ -23,8 +23,7 @@ DEFAULT_MODEL = "agentkit-default"
 
 def trained_model_home() -> Path:
     """Where ``agentkit train-default`` saves the default model: ``$AGENTKIT_HOME/default-model``."""
-    home = os.environ.get("AGENTKIT_HOME") or Path.home() / ".cache" / "agentkit"
-    return Path(home) / "default-model"
+    return agentkit_home() / "default-model"
 
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "default_model"
