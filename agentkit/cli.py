@@ -1,7 +1,9 @@
 """The ``agentkit`` command line.
 
-* ``agentkit run "question"``: one agent episode on the shipped default model (or ``--model``), traced as it happens;
-* ``agentkit chat``: a conversation, one episode per turn, each seeing the turns before it;
+* ``agentkit run "question"``: one agent episode on the shipped default model (or ``--model``), traced as it happens
+  and appended to the reward log (``$AGENTKIT_HOME/episodes.sqlite``; ``--log``, ``--no-log``);
+* ``agentkit chat``: a conversation, one episode per turn, each seeing the turns before it, logged the same way;
+* ``agentkit feedback EPISODE --up|--down|--score S``: rate a logged episode (KTO rows and pairs use it);
 * ``agentkit eval``: success per task category on held-out generated tasks, with a JSON summary and a PNG chart;
 * ``agentkit train-default``: rebuild the default model (``agentkit train-default --help`` lists its settings);
 * ``agentkit pairs LOG --out DIR``: preference pairs from a reward log; ``agentkit dpo``: train an adapter on them;
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +26,9 @@ from agentkit.agent import Agent
 from agentkit.cli_pairs import add_parser as add_pairs_parser
 from agentkit.cli_pairs import run as run_pairs
 from agentkit.errors import ConfigError
+from agentkit.home import agentkit_home
 from agentkit.planner import Planner, ReActPlanner, ToolCallingPlanner
+from agentkit.rewardlog import RewardLog
 from agentkit.steps import AgentResult
 from agentkit.testing import ScriptedChatModel, react, react_final, tool_call, tool_reply
 from agentkit.trace import TracePrinter
@@ -31,6 +36,7 @@ from agentkit.trace import TracePrinter
 __all__ = ["main", "make_parser"]
 
 DEMO_QUESTION = "A shop sells pens at 3.5 each. How much do 12 pens and a 7.25 notebook cost?"
+_LOG = "$AGENTKIT_HOME/episodes.sqlite"
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +53,16 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=8, help="tool-using steps per episode (default: 8)")
 
 
+def _session_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
+    parser.add_argument("--log", default=None, help=f"the reward log every episode is appended to (default: {_LOG})")
+    parser.add_argument("--no-log", action="store_true", help="do not log the episodes")
+
+
+def _log_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log", default=None, help=f"the reward log (default: {_LOG})")
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser for ``agentkit``."""
     parser = argparse.ArgumentParser(prog="agentkit", description=__doc__.splitlines()[0])
@@ -55,11 +71,20 @@ def make_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="answer one question with the agent and print its trace")
     run.add_argument("question", help="what to ask")
     _model_flags(run)
-    run.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
+    _session_flags(run)
 
     chat = commands.add_parser("chat", help="talk with the agent; an empty line or Ctrl-D ends the session")
     _model_flags(chat)
-    chat.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
+    _session_flags(chat)
+
+    rate = commands.add_parser("feedback", help="rate a logged episode: thumbs up or down, or a score")
+    rate.add_argument("episode", help="the episode id that run and chat print")
+    verdict = rate.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--up", dest="thumbs", action="store_const", const=True, help="a good answer")
+    verdict.add_argument("--down", dest="thumbs", action="store_const", const=False, help="a bad answer")
+    verdict.add_argument("--score", type=float, default=None, help="a score instead of thumbs")
+    rate.add_argument("--comment", default="", help="what was right or wrong")
+    _log_flag(rate)
 
     ev = commands.add_parser("eval", help="score the agent on held-out generated tasks (JSON + PNG report)")
     _model_flags(ev)
@@ -96,10 +121,34 @@ def _load(args: argparse.Namespace) -> BaseChatModel:
     )
 
 
-def _agent(args: argparse.Namespace) -> Agent:
-    from agentkit.demonstrations import agent_tools
+def _log(args: argparse.Namespace) -> RewardLog:
+    path = Path(args.log) if args.log else agentkit_home() / "episodes.sqlite"
+    log = RewardLog(path)
+    try:
+        log.open()
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"Cannot open the reward log {path} ({exc}): pass --log with a writable file.") from exc
+    return log
 
-    return Agent(llm=_load(args), tools=agent_tools(args.workspace), max_steps=args.max_steps)
+
+def _agent(args: argparse.Namespace) -> tuple[Agent, RewardLog | None]:
+    from agentkit.demonstrations import agent_tools
+    from agentkit.rewards import RewardLogger
+
+    log = None if args.no_log else _log(args)  # opened first: a bad log path fails before the model loads
+    llm, tools = _load(args), agent_tools(args.workspace)
+    # The tools go in as schemas: the default planner hands them to the chat template, so logged episodes make
+    # training text rendered exactly as the model saw it.
+    hooks = [] if log is None else [RewardLogger(log, model=llm, tools=tools)]
+    return Agent(llm=llm, tools=tools, hooks=hooks, max_steps=args.max_steps), log
+
+
+def _logged(result: AgentResult, log: RewardLog | None) -> None:
+    if log is not None:
+        print(
+            f"Logged as episode {result.episode_id} in {log.path}; rate it: agentkit feedback {result.episode_id} "
+            "--up (or --down)"
+        )
 
 
 def _stream(agent: Agent, question: str | dict[str, object], printer: TracePrinter) -> AgentResult:
@@ -113,15 +162,16 @@ def _stream(agent: Agent, question: str | dict[str, object], printer: TracePrint
 
 
 def _run(args: argparse.Namespace) -> int:
-    agent = _agent(args)
+    agent, log = _agent(args)
     printer = TracePrinter(sys.stdout, color=sys.stdout.isatty())
     print(f"Question: {args.question}")
     result = _stream(agent, args.question, printer)
+    _logged(result, log)
     return 0 if result.status == "finished" else 1
 
 
 def _chat(args: argparse.Namespace) -> int:
-    agent = _agent(args)
+    agent, log = _agent(args)
     printer = TracePrinter(sys.stdout, color=sys.stdout.isatty())
     history: list[BaseMessage] = []
     while True:
@@ -133,7 +183,18 @@ def _chat(args: argparse.Namespace) -> int:
         if not question or question in ("exit", "quit"):
             return 0
         result = _stream(agent, {"input": question, "history": list(history)}, printer)
+        _logged(result, log)
         history += [HumanMessage(question), AIMessage(result.answer or "")]
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    log = _log(args)
+    try:
+        reward = log.feedback(args.episode, thumbs=args.thumbs, score=args.score, comment=args.comment)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    print(f"Recorded feedback {reward.value:g} on episode {args.episode} in {log.path}")
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -237,7 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] and argv[0] in scripts:
             return scripts[argv[0]](argv[1:])
         args = make_parser().parse_args(argv)
-        commands = {"run": _run, "chat": _chat, "eval": _eval, "demo": _demo, "pairs": run_pairs}
+        commands = {
+            "run": _run,
+            "chat": _chat,
+            "feedback": _feedback,
+            "eval": _eval,
+            "demo": _demo,
+            "pairs": run_pairs,
+        }
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"agentkit: error: {exc}", file=sys.stderr)

@@ -161,6 +161,16 @@ class RewardLog:
                 raise
             conn.execute("COMMIT")
 
+    def open(self) -> None:
+        """Open the log now (creating it when missing), so a bad path fails before any episode runs.
+
+        Raises:
+            ConfigError: When the file exists but is not a reward log, or WAL mode cannot be enabled.
+            OSError: When its folder cannot be created.
+        """
+        with self._lock:
+            self._connection()
+
     def append(self, record: EpisodeRecord) -> None:
         """Write one episode and its rewards in one transaction.
 

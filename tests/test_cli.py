@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from transformers import AutoTokenizer
 from agentkit.cli import main
 from agentkit.demonstrations import END_OF_TURN, demonstrate
 from agentkit.llm.tiny import build_tiny_model, train_to_say
+from agentkit.rewardlog import RewardLog
 from agentkit.tasks import PlannedCall, Task, save_tasks
 
 QUESTION = "What is 17 times 23?"
@@ -65,6 +67,48 @@ def test_chat_runs_one_episode_per_turn(
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
     assert out.count("status=") == 1 and "391" in out
+
+
+def test_run_logs_the_episode_and_feedback_rates_it(
+    default_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    log = tmp_path / "episodes.sqlite"
+    assert main(["run", QUESTION, "--log", str(log)]) == 0
+    [episode] = RewardLog(log).episodes()
+    assert f"Logged as episode {episode.episode_id} in {log}" in capsys.readouterr().out
+    assert (episode.question, episode.answer, episode.status) == (QUESTION, "It is 391.", "finished")
+    assert "calculator" in [tool["function"]["name"] for tool in episode.tools]
+    assert main(["feedback", episode.episode_id, "--down", "--comment", "too terse", "--log", str(log)]) == 0
+    [rated] = RewardLog(log).episodes()
+    assert rated.thumbs() is False and rated.rewards[-1].comment == "too terse"
+    assert main(["feedback", "no-such-episode", "--up", "--log", str(log)]) == 2
+    assert "No episode 'no-such-episode'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # thumbs up and down at once: argparse refuses
+        main(["feedback", episode.episode_id, "--up", "--down", "--log", str(log)])
+
+
+def test_run_logs_under_agentkit_home_by_default_and_not_with_no_log(
+    default_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    home = tmp_path / "home"
+    shutil.copytree(default_home / "default-model", home / "default-model")
+    monkeypatch.setenv("AGENTKIT_HOME", str(home))
+    assert main(["run", QUESTION, "--no-log"]) == 0
+    assert not (home / "episodes.sqlite").exists()
+    assert main(["run", QUESTION]) == 0
+    assert len(RewardLog(home / "episodes.sqlite").episodes()) == 1
+
+
+def test_a_log_that_cannot_be_used_fails_before_the_model_loads(
+    default_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    not_a_log = tmp_path / "notes.txt"
+    not_a_log.write_text("my notes, not a database\n" * 100)
+    for log in (not_a_log, tmp_path):  # a file of something else; a folder
+        assert main(["run", QUESTION, "--log", str(log)]) == 2
+        err = capsys.readouterr()
+        assert err.out == "" and err.err.startswith("agentkit: error:") and str(log) in err.err
+    assert not_a_log.read_text() == "my notes, not a database\n" * 100
 
 
 def test_eval_writes_a_json_summary_and_a_chart(default_home: Path, tmp_path: Path):
