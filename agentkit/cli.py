@@ -57,6 +57,15 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
     parser.add_argument("--log", default=None, help=f"the reward log every episode is appended to (default: {_LOG})")
     parser.add_argument("--no-log", action="store_true", help="do not log the episodes")
+    parser.add_argument(
+        "--memory",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="long-term memory (recalled into the prompt, answers remembered, remember/recall tools) in DIR "
+        "(default: $AGENTKIT_HOME/memory); off unless given, as the shipped model was not trained with memories",
+    )
 
 
 def _log_flag(parser: argparse.ArgumentParser) -> None:
@@ -135,12 +144,20 @@ def _agent(args: argparse.Namespace) -> tuple[Agent, RewardLog | None]:
     from agentkit.demonstrations import agent_tools
     from agentkit.rewards import RewardLogger
 
-    log = None if args.no_log else _log(args)  # opened first: a bad log path fails before the model loads
-    llm, tools = _load(args), agent_tools(args.workspace)
+    # Log and memory are opened first, so a bad path fails before the model loads.
+    log = None if args.no_log else _log(args)
+    tools, memory = agent_tools(args.workspace), None
+    if args.memory is not None:
+        from agentkit.memory import ChromaMemory
+        from agentkit.tools import memory_tools
+
+        memory = ChromaMemory(args.memory or agentkit_home() / "memory")
+        tools += memory_tools(memory)
+    llm = _load(args)
     # The tools go in as schemas: the default planner hands them to the chat template, so logged episodes make
     # training text rendered exactly as the model saw it.
     hooks = [] if log is None else [RewardLogger(log, model=llm, tools=tools)]
-    return Agent(llm=llm, tools=tools, hooks=hooks, max_steps=args.max_steps), log
+    return Agent(llm=llm, tools=tools, memory=memory, hooks=hooks, max_steps=args.max_steps), log
 
 
 def _logged(result: AgentResult, log: RewardLog | None) -> None:

@@ -20,6 +20,7 @@ from transformers import AutoTokenizer
 from agentkit.cli import main
 from agentkit.demonstrations import END_OF_TURN, demonstrate
 from agentkit.llm.tiny import build_tiny_model, train_to_say
+from agentkit.memory import ChromaMemory
 from agentkit.rewardlog import RewardLog
 from agentkit.tasks import PlannedCall, Task, save_tasks
 
@@ -109,6 +110,22 @@ def test_a_log_that_cannot_be_used_fails_before_the_model_loads(
         err = capsys.readouterr()
         assert err.out == "" and err.err.startswith("agentkit: error:") and str(log) in err.err
     assert not_a_log.read_text() == "my notes, not a database\n" * 100
+
+
+def test_run_with_memory_remembers_the_answer_and_recalls_it_next_time(default_home: Path, tmp_path: Path):
+    # The tiny model never saw the memory tools in its prompt, so its answers here are not the point: what the
+    # agent stores and recalls around them is.
+    store, log = tmp_path / "memory", tmp_path / "episodes.sqlite"
+    assert main(["run", QUESTION, "--memory", str(store), "--log", str(log)]) == 0
+    [first] = RewardLog(log).episodes()
+    assert first.memory_ids == []  # nothing stored yet
+    assert {"remember", "recall"} <= {tool["function"]["name"] for tool in first.tools}
+    [kept] = ChromaMemory(store).search(QUESTION)
+    assert kept.record.text == f"Q: {QUESTION}\nA: {first.answer}"
+    main(["run", "What is 17 times 24?", "--memory", str(store), "--log", str(log)])
+    second = RewardLog(log).episodes()[1]
+    assert second.memory_ids == [kept.record.id]  # the first episode was recalled into the second one's prompt
+    assert kept.record.text in second.messages[0]["data"]["content"]
 
 
 def test_eval_writes_a_json_summary_and_a_chart(default_home: Path, tmp_path: Path):
