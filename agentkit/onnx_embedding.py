@@ -125,7 +125,11 @@ class OnnxSentenceEncoder:
                 temporary = Path(folder) / path.name
                 self._export(temporary)
                 return self._checked(temporary, threads)
-        return self._checked(path, threads)
+        try:
+            return self._checked(path, threads)
+        except OnnxExportError:
+            path.unlink(missing_ok=True)  # a cached graph is trusted unchecked, so a wrong one must not stay
+            raise
 
     def _export(self, path: Path) -> None:
         features = self._features(_TRACE_TEXTS)

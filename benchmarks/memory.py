@@ -1,12 +1,15 @@
 """Long-term memory: agentkit's `ChromaMemory` against plain `langchain_chroma.Chroma`, same embeddings, same run.
 
-Three measurements, all with the offline all-MiniLM-L6-v2 `Embedder` and persistent (on-disk) stores:
+Three measurements, all with the offline all-MiniLM-L6-v2 `Embedder` (its default backend: ONNX Runtime on a CPU)
+and persistent (on-disk) stores:
 
 1. **Adding 1,000 memories**: `add_many` in one batch vs `add` one at a time (goal: batched >= 5x faster), and vs
    `langchain_chroma.Chroma.add_texts` on the same texts with the same embeddings (goal: <= 1.1x its time). Batched
-   runs are repeated into fresh stores; medians are reported.
+   runs are repeated five times into fresh stores, each agentkit run followed by a langchain-chroma one; medians are
+   reported, and the ratio is the median of the five pairs' ratios.
 2. **Query latency** at 10k and 100k records: `search` (embedding of the query included, top 5 of 40 candidates
    re-ranked) and `recall` (the agent's path: search, token budget, access times written back). Goal: p50 <= 20 ms.
+   The query embedding alone is timed too, in the default backend and in PyTorch.
    The stores are built from precomputed vectors to save time: 10k texts are embedded once; the 100k store holds
    each of them 10 times, the copies' vectors jittered slightly (and re-normalised) so that no two are equal.
 3. **Recall on BFCL's memory category** (data from the PyPI package ``bfcl-eval``): every user turn of the
@@ -107,7 +110,10 @@ def bench_add(embedder: Embedder, root: Path, n: int, one_by_one: int, repeats: 
         "langchain_chroma_runs_s": peer,
     }
     result["speedup_vs_one_at_a_time"] = result["one_at_a_time_s"] / result["batched_s"]
-    result["ratio_vs_langchain_chroma"] = result["batched_s"] / result["langchain_chroma_s"]
+    # Judged on the median of each interleaved pair's ratio, which cancels drift in the machine's load between pairs;
+    # the ratio of the two medians is kept too.
+    result["ratio_vs_langchain_chroma"] = statistics.median(a / b for a, b in zip(batched, peer, strict=True))
+    result["ratio_of_medians_vs_langchain_chroma"] = result["batched_s"] / result["langchain_chroma_s"]
     return result
 
 
@@ -128,6 +134,9 @@ def bench_queries(embedder: Embedder, root: Path, base: int, sizes: list[int], q
     vectors = embedder.encode(texts)
     asked = [f"What does {p} {v}?" for p in _PEOPLE for v in ("like to drink", "need to remember", "prefer")]
     asked = (asked * (queries // len(asked) + 1))[:queries]
+    # The same model in PyTorch eager, for comparison with the default backend (ONNX Runtime on a CPU).
+    in_pytorch = Embedder(device="cpu", backend="torch")
+    in_pytorch.embed_query("warm up")
     results: dict[str, Any] = {}
     for size in sizes:
         copies = size // base
@@ -141,12 +150,14 @@ def bench_queries(embedder: Embedder, root: Path, base: int, sizes: list[int], q
         search = [_timed(lambda q=q, m=memory: m.search(q)) for q in asked]
         recall = [_timed(lambda q=q, m=memory: m.recall(q)) for q in asked]
         embed = [_timed(lambda q=q: embedder.embed_query(q)) for q in asked]
+        pytorch = [_timed(lambda q=q: in_pytorch.embed_query(q)) for q in asked]
         results[str(size)] = {
             "records": memory.count(),
             "build_s": build,
             "search": _percentiles(search),
             "recall": _percentiles(recall),
             "query_embedding": _percentiles(embed),
+            "query_embedding_pytorch": _percentiles(pytorch),
         }
     return results
 
@@ -221,8 +232,9 @@ def _report_add(add: dict[str, Any]) -> None:
         f"add {add['records']}: batched {add['batched_s']:.2f} s, one at a time {add['one_at_a_time_s']:.2f} s "
         f"-> {add['speedup_vs_one_at_a_time']:.1f}x (goal >= {ADD_GOAL}x: "
         f"{_verdict(add['speedup_vs_one_at_a_time'] >= ADD_GOAL)}); langchain-chroma {add['langchain_chroma_s']:.2f} s "
-        f"-> ratio {add['ratio_vs_langchain_chroma']:.2f} (goal <= {PEER_GOAL}: "
-        f"{_verdict(add['ratio_vs_langchain_chroma'] <= PEER_GOAL)})"
+        f"-> ratio {add['ratio_vs_langchain_chroma']:.2f}, median of {len(add['batched_runs_s'])} interleaved pairs "
+        f"(goal <= {PEER_GOAL}: {_verdict(add['ratio_vs_langchain_chroma'] <= PEER_GOAL)}; ratio of the medians "
+        f"{add['ratio_of_medians_vs_langchain_chroma']:.2f})"
     )
 
 
@@ -232,7 +244,8 @@ def _report_query(query: dict[str, Any]) -> None:
             f"query at {q['records']:,} records (built in {q['build_s']:.0f} s): search p50 "
             f"{q['search']['p50_ms']:.1f} ms p95 {q['search']['p95_ms']:.1f} ms (goal p50 <= {LATENCY_GOAL_MS} ms: "
             f"{_verdict(q['search']['p50_ms'] <= LATENCY_GOAL_MS)}); recall p50 {q['recall']['p50_ms']:.1f} ms "
-            f"p95 {q['recall']['p95_ms']:.1f} ms; query embedding alone p50 {q['query_embedding']['p50_ms']:.1f} ms"
+            f"p95 {q['recall']['p95_ms']:.1f} ms; query embedding alone p50 {q['query_embedding']['p50_ms']:.1f} ms "
+            f"(in PyTorch: {q['query_embedding_pytorch']['p50_ms']:.1f} ms)"
         )
 
 
@@ -276,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"agentkit-memory-{uuid.uuid4().hex[:6]}-") as tmp:
         root = Path(tmp)
         if "add" in parts:
-            n, single, repeats = (200, 50, 1) if args.quick else (1000, 1000, 3)
+            n, single, repeats = (200, 50, 1) if args.quick else (1000, 1000, 5)
             figures["add"] = {**bench_add(embedder, root, n, single, repeats), **settings}
             _report_add(figures["add"])
         if "query" in parts:

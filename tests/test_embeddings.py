@@ -92,6 +92,7 @@ def test_a_graph_that_disagrees_with_pytorch_is_never_used(
     monkeypatch.setattr("agentkit.onnx_embedding._TOLERANCE", -1.0)  # no graph can pass: the check must refuse it
     with pytest.raises(OnnxExportError, match="differ from PyTorch's"):
         OnnxSentenceEncoder(st_model, threads=1, cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing left that a later process would load unchecked
 
 
 def test_a_model_that_does_not_export_falls_back_to_pytorch_or_raises_when_onnx_is_required(
