@@ -176,7 +176,8 @@ class Embedder(Embeddings):
             return np.asarray(vectors, dtype=np.float32)
         vectors = self._onnx.encode(texts, self.batch_size)
         # Unit length like sentence-transformers' normalize_embeddings (which also leaves a zero vector at zero).
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return np.asarray(vectors / norms, dtype=np.float32)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """LangChain `Embeddings`: one vector per text."""
