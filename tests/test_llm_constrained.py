@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from tinymodels import weather_schema
+from transformers import AutoTokenizer
 
 from agentkit.llm import LocalChatModel
-from agentkit.llm.constrained import ToolCallConstraint
+from agentkit.llm.constrained import ToolCallConstraint, ToolCallGuard
+from agentkit.llm.toolcalls import HERMES_OPEN
 
 QUESTION = "weather in Paris and Tokyo?"
 
@@ -60,6 +63,38 @@ def test_batched_rows_are_constrained_each_on_its_own(chat_dir: Path) -> None:
     for reply in replies:
         if reply.response_metadata["stop_reason"] == "eos":
             assert reply.invalid_tool_calls == []
+
+
+class CountingTokenizer:
+    """The real tokenizer, noting how many tokens each `decode` call is given."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.decoded: list[int] = []
+
+    def decode(self, ids: list[int], **kwargs: Any) -> str:
+        self.decoded.append(len(ids))
+        return self.tokenizer.decode(ids, **kwargs)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokenizer, name)
+
+
+def test_the_guard_reads_a_bounded_tail_however_long_the_reply_grows(chat_dir: Path) -> None:
+    # Outside a call the guard looks for an opening tag on every step; reading the whole reply each time made a
+    # long answer quadratic. It must read a fixed tail, and still see the tag when it comes.
+    tokenizer = AutoTokenizer.from_pretrained(chat_dir)
+    ends = {int(tokenizer.eos_token_id)}
+    counting = CountingTokenizer(tokenizer)
+    guard = ToolCallGuard(counting, [ToolCallConstraint(tokenizer, [weather_schema()], ends)], ends)
+    reply = tokenizer("Let me think about the weather for a while. " * 40 + HERMES_OPEN, add_special_tokens=False)
+    ids = torch.tensor([[0] * 5 + reply["input_ids"]])
+    scores = torch.zeros(1, len(tokenizer))
+    for length in range(5, ids.shape[1]):  # every step before the tag is complete: nothing is masked
+        assert torch.equal(guard(ids[:, :length], scores.clone()), scores)
+    masked = guard(ids, scores.clone())[0]
+    assert torch.isinf(masked).any() and not torch.isinf(masked).all()  # the tag opened a call: constrained now
+    assert ids.shape[1] > 300 and max(counting.decoded) <= 4 * len(HERMES_OPEN)
 
 
 def test_other_tool_call_formats_are_refused_with_a_clear_error(chat_dir: Path) -> None:

@@ -27,6 +27,10 @@ from agentkit.llm.toolcalls import HERMES_CLOSE, HERMES_OPEN
 
 __all__ = ["ToolCallConstraint", "ToolCallGuard"]
 
+# Enough tokens to hold the opening tag even spelled one character per token, with room for tokens that decode to
+# nothing.
+_TAIL = 4 * len(HERMES_OPEN)
+
 
 class ToolCallConstraint:
     """What a valid Hermes tool call may contain, for one set of bound tools.
@@ -65,6 +69,10 @@ class ToolCallConstraint:
 class ToolCallGuard:
     """A transformers logits processor applying each row's `ToolCallConstraint` inside its tool calls.
 
+    Each step costs the same however long the reply has grown: outside a call only the last `_TAIL` tokens are
+    decoded to spot an opening tag (checked every step, so a tag is always seen on the step that completes it), and
+    inside one the enforcer advances token by token.
+
     Args:
         tokenizer: The model's tokenizer.
         constraints: Per row of the batch, its constraint or None (that row is never constrained).
@@ -76,6 +84,7 @@ class ToolCallGuard:
         self._constraints = list(constraints)
         self._ends = ends
         self._start: int | None = None
+        self._ended = [False] * len(constraints)
         # Per row: the enforcer of the call being written and the index of the call's first token after the tag.
         self._open: list[tuple[Any, int] | None] = [None] * len(constraints)
 
@@ -85,13 +94,14 @@ class ToolCallGuard:
 
         if self._start is None:  # the first call sees the prompt only
             self._start = int(input_ids.shape[1])
+        length = int(input_ids.shape[1]) - self._start
         for row, constraint in enumerate(self._constraints):
-            if constraint is None:
+            if constraint is None or self._ended[row] or not length:
                 continue
-            generated = [int(t) for t in input_ids[row, self._start :]]
-            if any(t in self._ends for t in generated):
+            if int(input_ids[row, -1]) in self._ends:
+                self._ended[row] = True
                 continue
-            allowed = self._allowed(row, constraint, generated)
+            allowed = self._allowed(row, constraint, input_ids[row], length)
             if allowed is None:
                 continue
             mask = torch.full_like(scores[row], float("-inf"))
@@ -99,27 +109,19 @@ class ToolCallGuard:
             scores[row] = scores[row] + mask
         return scores
 
-    def _allowed(self, row: int, constraint: ToolCallConstraint, generated: list[int]) -> list[int] | None:
+    def _allowed(self, row: int, constraint: ToolCallConstraint, ids: Any, length: int) -> list[int] | None:
         """The tokens the row may write next, or None when it is outside a tool call."""
         current = self._open[row]
-        if current is not None and generated[-1:] == [constraint.close_id]:  # the tag written below: call complete
+        if current is not None and int(ids[-1]) == constraint.close_id:  # the tag written below: call complete
             self._open[row] = current = None
         if current is None:
-            text = self._tokenizer.decode(generated, skip_special_tokens=False)
-            tag = text.rfind(HERMES_OPEN)
-            if tag < 0 or HERMES_CLOSE in text[tag:]:
+            current = self._opened(constraint, ids, length)
+            if current is None:
                 return None
-            first = _tokens_covering(self._tokenizer, generated, tag + len(HERMES_OPEN))
-            written = self._tokenizer.decode(generated[:first], skip_special_tokens=False)[tag + len(HERMES_OPEN) :]
-            try:
-                enforcer = constraint.enforcer(written)
-            except Exception:  # the text after the tag already broke the format: nothing to enforce any more
-                return None
-            current = (enforcer, first)
             self._open[row] = current
         enforcer, first = current
         try:
-            allowed = list(enforcer.get_allowed_tokens(generated[first:]).allowed_tokens)
+            allowed = list(enforcer.get_allowed_tokens(ids[first:].tolist()).allowed_tokens)
         except Exception:  # a row stopped by a stop string is padded: it no longer matters what it may write
             return None
         if constraint.end_ids.intersection(allowed):  # the call's text may end here (whitespace aside)
@@ -128,6 +130,21 @@ class ToolCallGuard:
             self._open[row] = None
             return None
         return allowed or None
+
+    def _opened(self, constraint: ToolCallConstraint, ids: Any, length: int) -> tuple[Any, int] | None:
+        """The enforcer and first token of a call whose opening tag the last token completed, if it did."""
+        tail = ids[len(ids) - min(length, _TAIL) :].tolist()
+        text = self._tokenizer.decode(tail, skip_special_tokens=False)
+        tag = text.rfind(HERMES_OPEN)
+        if tag < 0 or HERMES_CLOSE in text[tag:]:
+            return None
+        first = _tokens_covering(self._tokenizer, tail, tag + len(HERMES_OPEN))
+        written = self._tokenizer.decode(tail[:first], skip_special_tokens=False)[tag + len(HERMES_OPEN) :]
+        try:
+            enforcer = constraint.enforcer(written)
+        except Exception:  # the text after the tag already broke the format: nothing to enforce any more
+            return None
+        return enforcer, len(ids) - len(tail) + first
 
 
 def _tokens_covering(tokenizer: Any, ids: list[int], chars: int) -> int:
