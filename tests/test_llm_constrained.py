@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import torch
+from pydantic import BaseModel
 from tinymodels import weather_schema
 from transformers import AutoTokenizer
 
@@ -113,3 +114,77 @@ def test_a_constraint_needs_tools(chat_dir: Path) -> None:
 
     with pytest.raises(ValueError, match="at least one"):
         ToolCallConstraint(AutoTokenizer.from_pretrained(chat_dir), [], set())
+
+
+def time_schema() -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "The time now in a time zone.",
+            "parameters": {
+                "type": "object",
+                "properties": {"zone": {"type": "string", "enum": ["UTC", "Europe/Paris"]}},
+                "required": ["zone"],
+            },
+        },
+    }
+
+
+def city_schema() -> dict[str, Any]:
+    # A closed set of values: forced to call, the tiny model (trained on other prompts) would otherwise write one
+    # free-text string until its token budget runs out.
+    schema = weather_schema()
+    schema["function"]["parameters"]["properties"]["city"]["enum"] = ["Paris", "Tokyo"]
+    return schema
+
+
+def test_tool_choice_any_forces_a_valid_call_where_the_model_would_answer(chat_dir: Path) -> None:
+    model = LocalChatModel.from_pretrained(chat_dir)
+    assert model.bind_tools([city_schema()]).invoke("hi").tool_calls == []  # left alone, it greets
+    for choice in ("any", "required", True):
+        reply = model.bind_tools([city_schema()], tool_choice=choice).invoke("hi")
+        assert reply.invalid_tool_calls == [] and reply.tool_calls, choice
+        assert reply.tool_calls[0]["name"] == "get_weather" and reply.tool_calls[0]["args"]["city"] in (
+            "Paris",
+            "Tokyo",
+        )
+        assert str(reply.content).strip() == ""  # once the call is complete, a forced reply may only end (or call)
+
+
+def test_tool_choice_by_name_calls_that_tool(chat_dir: Path) -> None:
+    model = LocalChatModel.from_pretrained(chat_dir)
+    tools = [weather_schema(), time_schema()]
+    named = {"type": "function", "function": {"name": "get_time"}}
+    for choice in ("get_time", named):
+        reply = model.bind_tools(tools, tool_choice=choice).invoke(QUESTION)  # it would call get_weather
+        assert reply.invalid_tool_calls == []
+        assert reply.tool_calls[0]["name"] == "get_time"
+        assert reply.tool_calls[0]["args"]["zone"] in ("UTC", "Europe/Paris")
+    with pytest.raises(ValueError, match="not a bound tool"):
+        model.bind_tools(tools, tool_choice="get_stock_price")
+
+
+def test_a_model_that_calls_anyway_writes_the_same_calls_when_forced(chat_dir: Path) -> None:
+    model = LocalChatModel.from_pretrained(chat_dir)
+    free = model.bind_tools([weather_schema()]).invoke(QUESTION)
+    forced = model.bind_tools([weather_schema()], tool_choice="any").invoke(QUESTION)
+    assert [(c["name"], c["args"]) for c in forced.tool_calls] == [(c["name"], c["args"]) for c in free.tool_calls]
+
+
+def test_structured_output_works_through_a_forced_call(chat_dir: Path) -> None:
+    class City(BaseModel):
+        city: Literal["Paris", "Tokyo"]
+
+    answer = LocalChatModel.from_pretrained(chat_dir).with_structured_output(City).invoke("hi")
+    assert isinstance(answer, City) and answer.city in ("Paris", "Tokyo")
+
+
+def test_a_forced_call_streams_no_markup_and_adds_up_to_the_call(chat_dir: Path) -> None:
+    model = LocalChatModel.from_pretrained(chat_dir).bind_tools([city_schema()], tool_choice="any")
+    chunks = list(model.stream("hi"))
+    assert "".join(str(c.content) for c in chunks) == ""
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert [c["name"] for c in whole.tool_calls] == [c["name"] for c in model.invoke("hi").tool_calls]

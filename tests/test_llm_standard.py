@@ -2,8 +2,8 @@
 
 The unit suite passes whole. The integration suite runs too, on the tiny model trained to greet after any user
 turn; the tests marked xfail below need a model that understands instructions (call this tool, fill this schema),
-which a 64-wide two-layer model cannot. Features a local text model does not have (images, audio, PDFs, forced
-tool choice, JSON mode) are switched off by the properties below, and the suite skips their tests.
+which a 64-wide two-layer model cannot. Features a local text model does not have (images, audio, PDFs, JSON mode)
+are switched off by the properties below, and the suite skips their tests.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class LocalParams:
 
     @property
     def has_tool_choice(self) -> bool:
-        return False  # `tool_choice` is accepted, but nothing forces a call while decoding
+        return True  # a forced call is opened by the prompt and decoded under its schema (Hermes format)
 
     @property
     def has_structured_output(self) -> bool:
@@ -82,6 +82,10 @@ _XFAIL_INTEGRATION = {
     "test_structured_output_pydantic_2_v1": NEEDS_A_CAPABLE_MODEL,
     "test_agent_loop": NEEDS_A_CAPABLE_MODEL,
     "test_unicode_tool_call_integration": NEEDS_A_CAPABLE_MODEL,
+    # Forced, the call's name and JSON are enforced, but the tiny model never ends a free-text string argument by
+    # itself, and the suite allows 16 new tokens: the call is cut off (tests/test_llm_constrained.py forces calls
+    # whose arguments have a closed set of values, and they come back valid).
+    "test_tool_choice": "the tiny model writes a string argument until the suite's 16-token budget cuts the call",
 }
 
 

@@ -39,20 +39,29 @@ class ToolCallConstraint:
         tokenizer: The model's tokenizer (its vocabulary table is built once per tokenizer and cached).
         tools: The bound tools in OpenAI function format (``{"type": "function", "function": {...}}``).
         end_ids: Token ids that end a reply; they are refused inside a call.
+        opened: The prompt ends with the opening tag (a forced call): the reply starts inside the call.
 
     Raises:
         ValueError: If `tools` is empty.
     """
 
-    def __init__(self, tokenizer: Any, tools: Sequence[dict[str, Any]], end_ids: set[int]) -> None:
+    def __init__(
+        self, tokenizer: Any, tools: Sequence[dict[str, Any]], end_ids: set[int], *, opened: bool = False
+    ) -> None:
         if not tools:
             raise ValueError("A tool-call constraint needs at least one bound tool.")
+        self.opened = opened
         self.schema = _call_schema(tools)
         self.end_ids = frozenset(end_ids)
         self.data = _tokenizer_data(tokenizer, tuple(sorted(end_ids)))
         # Where the closing tag is one token, it is kept out of the call (in a JSON string the reply parser would
         # take it for the end of the call) and written once the call's JSON is complete.
         self.close_id: int | None = tokenizer.get_vocab().get(HERMES_CLOSE)
+        # After a forced call the reply may only end or open another call: that needs the opening tag as one token
+        # (else it may only end), and the newline a template writes between calls.
+        self.open_id: int | None = tokenizer.get_vocab().get(HERMES_OPEN)
+        newline = tokenizer.encode("\n", add_special_tokens=False)
+        self.newline_ids = frozenset(newline if len(newline) == 1 else ())
 
     def enforcer(self, written: str) -> Any:
         """A fresh `TokenEnforcer` for one call, advanced past `written` (text after the tag in the tag's token)."""
@@ -94,11 +103,14 @@ class ToolCallGuard:
 
         if self._start is None:  # the first call sees the prompt only
             self._start = int(input_ids.shape[1])
+            for row, constraint in enumerate(self._constraints):
+                if constraint is not None and constraint.opened:  # its first token is already inside the call
+                    self._open[row] = (constraint.enforcer(""), self._start)
         length = int(input_ids.shape[1]) - self._start
         for row, constraint in enumerate(self._constraints):
-            if constraint is None or self._ended[row] or not length:
+            if constraint is None or self._ended[row] or not (length or self._open[row]):
                 continue
-            if int(input_ids[row, -1]) in self._ends:
+            if length and int(input_ids[row, -1]) in self._ends:
                 self._ended[row] = True
                 continue
             allowed = self._allowed(row, constraint, input_ids[row], length)
@@ -117,7 +129,7 @@ class ToolCallGuard:
         if current is None:
             current = self._opened(constraint, ids, length)
             if current is None:
-                return None
+                return _after_forced_call(constraint, ids) if constraint.opened else None
             self._open[row] = current
         enforcer, first = current
         try:
@@ -128,7 +140,7 @@ class ToolCallGuard:
             if constraint.close_id is not None:
                 return [constraint.close_id]
             self._open[row] = None
-            return None
+            return _after_forced_call(constraint, ids) if constraint.opened else None
         return allowed or None
 
     def _opened(self, constraint: ToolCallConstraint, ids: Any, length: int) -> tuple[Any, int] | None:
@@ -145,6 +157,16 @@ class ToolCallGuard:
         except Exception:  # the text after the tag already broke the format: nothing to enforce any more
             return None
         return enforcer, len(ids) - len(tail) + first
+
+
+def _after_forced_call(constraint: ToolCallConstraint, ids: Any) -> list[int]:
+    """What a forced reply may write once a call is complete: its end, or another call."""
+    allowed = set(constraint.end_ids)
+    if constraint.open_id is not None:
+        allowed.add(constraint.open_id)
+        if int(ids[-1]) not in constraint.newline_ids:
+            allowed |= constraint.newline_ids
+    return sorted(allowed)
 
 
 def _tokens_covering(tokenizer: Any, ids: list[int], chars: int) -> int:

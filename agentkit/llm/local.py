@@ -12,7 +12,9 @@ What it does that LangChain's `ChatHuggingFace` + `HuggingFacePipeline` do not (
 * every call, sync or async, goes through one worker queue per model that batches concurrent calls into one
   left-padded `generate` (``agent.batch`` of N episodes), and a cancelled call stops generating at its next token;
 * tokens stream (``stream``/``astream``) without ever showing what the final message leaves out;
-* generated token ids and log-probabilities are in the metadata on request (the reward log needs them).
+* generated token ids and log-probabilities are in the metadata on request (the reward log needs them);
+* ``bind_tools(tool_choice="any" | name)`` forces a tool call (Hermes format): the prompt opens the call and the
+  model can only complete a valid one, so ``with_structured_output`` works on small local models too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from agentkit.llm.loading import Quantize, load_model
 from agentkit.llm.prompt import render_prompt
 from agentkit.llm.response_parser import parse_with_tokenizer
 from agentkit.llm.streaming import VisibleText
-from agentkit.llm.toolcalls import ToolCallFormat, detect_format, parse_reply
+from agentkit.llm.toolcalls import HERMES_OPEN, ToolCallFormat, detect_format, parse_reply
 
 __all__ = ["LocalChatModel"]
 
@@ -190,22 +192,33 @@ class LocalChatModel(BaseChatModel):
         self._load().prefixes.clear()
 
     def bind_tools(
-        self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any
+        self, tools: Sequence[Any], *, tool_choice: str | dict[str, Any] | bool | None = None, **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools: their schemas reach the chat template, and their calls come back as `tool_calls`.
 
         Args:
             tools: LangChain tools, functions, pydantic models or OpenAI tool schemas.
-            tool_choice: ``"none"`` renders no tools; any other value is accepted for compatibility, and the model
-                decides whether to call a tool (nothing forces a call while decoding).
+            tool_choice: ``None``, ``"auto"`` or False: the model decides. ``"none"``: no tools are rendered.
+                ``"any"``, ``"required"`` or True: the reply must call a tool; a bound tool's name (or
+                ``{"type": "function", "function": {"name": ...}}``): it must call that one. A forced call is
+                decoded under the tool-call constraint (whatever `constrain_tool_calls` says): the prompt opens the
+                ``<tool_call>`` tag and the model can only complete a valid call. Only Hermes-format models can be
+                forced; with other formats the model decides (the reply parser still reads its calls).
             **kwargs: Other call options to bind.
 
         Returns:
             The model with the tools bound.
+
+        Raises:
+            ValueError: When `tool_choice` is none of the above, or names a tool that is not bound.
         """
         if tool_choice == "none":
             return self.bind(**kwargs)
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        schemas = [convert_to_openai_tool(t) for t in tools]
+        forced = _forced_tool(tool_choice, [schema["function"]["name"] for schema in schemas])
+        if forced is not None:
+            kwargs["tool_choice"] = forced
+        return self.bind(tools=schemas, **kwargs)
 
     def _generate(
         self,
@@ -301,9 +314,12 @@ class LocalChatModel(BaseChatModel):
         engine = self._load()
         tokenizer = engine.tokenizer
         prompt = render_prompt(tokenizer, messages, tools)
+        forced: str | None = options.get("tool_choice") if tools and self.tool_format == "hermes" else None
+        # A forced call is opened by the prompt, so the reply starts inside it (and is read with the tag in front).
+        opening = HERMES_OPEN if forced else ""
         templated = bool(getattr(tokenizer, "chat_template", None))
         # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's.
-        ids = tokenizer(prompt, add_special_tokens=not templated)["input_ids"]
+        ids = tokenizer(prompt + opening, add_special_tokens=not templated)["input_ids"]
         if not ids:
             raise ValueError("The rendered prompt is empty; pass at least one message with text.")
         cancelled = threading.Event()
@@ -312,7 +328,7 @@ class LocalChatModel(BaseChatModel):
             logprobs=self.return_logprobs,
             cancelled=cancelled,
             on_token=on_token,
-            constraint=self._constraint(engine, tools),
+            constraint=self._constraint(engine, tools, forced),
         )
         stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
         settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p)
@@ -324,11 +340,18 @@ class LocalChatModel(BaseChatModel):
             {*end_ids(engine.model, tokenizer), pad_id(tokenizer)},
             thinking=prompt.rstrip().endswith("<think>"),
             json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
+            opening=opening,
         )
         future = engine.submit(Request(row, settings))
-        return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools)
+        return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools, opening=opening)
 
-    def _constraint(self, engine: Engine, tools: list[dict[str, Any]] | None) -> ToolCallConstraint | None:
+    def _constraint(
+        self, engine: Engine, tools: list[dict[str, Any]] | None, forced: str | None
+    ) -> ToolCallConstraint | None:
+        ends = end_ids(engine.model, engine.tokenizer)
+        if tools and forced is not None:
+            allowed = tools if forced == "any" else [t for t in tools if t["function"]["name"] == forced]
+            return ToolCallConstraint(engine.tokenizer, allowed, ends, opened=True)
         if not (self.constrain_tool_calls and tools):
             return None
         if self.tool_format != "hermes":
@@ -336,14 +359,15 @@ class LocalChatModel(BaseChatModel):
                 f"constrain_tool_calls supports the Hermes <tool_call> format only, and this model writes "
                 f"{self.tool_format!r} tool calls; pass constrain_tool_calls=False."
             )
-        return ToolCallConstraint(engine.tokenizer, tools, end_ids(engine.model, engine.tokenizer))
+        return ToolCallConstraint(engine.tokenizer, tools, ends)
 
     def _message(self, generated: Generated, call: _Call) -> AIMessage:
         # The tokenizer's own response parser, where the model ships one, knows the model's format best.
-        parsed = parse_with_tokenizer(self.tokenizer, generated.text, prompt=call.prompt, tools=call.tools)
+        text = call.opening + generated.text
+        parsed = parse_with_tokenizer(self.tokenizer, text, prompt=call.prompt, tools=call.tools)
         if parsed is None:
             parsed = parse_reply(
-                generated.text,
+                text,
                 format=self.tool_format,
                 # Without bound tools there is nothing to call: the text, think block aside, is the answer.
                 tool_names=call.tool_names,
@@ -382,7 +406,7 @@ class LocalChatModel(BaseChatModel):
 class _Call:
     """One queued call and what reading its reply needs."""
 
-    __slots__ = ("cancelled", "future", "prompt", "tool_names", "tools", "visible")
+    __slots__ = ("cancelled", "future", "opening", "prompt", "tool_names", "tools", "visible")
 
     def __init__(
         self,
@@ -393,6 +417,7 @@ class _Call:
         *,
         prompt: str,
         tools: list[dict[str, Any]] | None,
+        opening: str = "",
     ) -> None:
         self.future = future
         self.cancelled = cancelled
@@ -400,6 +425,21 @@ class _Call:
         self.visible = visible
         self.prompt = prompt  # the rendered prompt and the tool schemas: the tokenizer's response parser reads them
         self.tools = tools
+        self.opening = opening  # what the prompt wrote of the reply: a forced call's opening tag
+
+
+def _forced_tool(choice: str | dict[str, Any] | bool | None, names: list[str]) -> str | None:
+    """``"any"``, the name of the tool a reply must call, or None when the model decides."""
+    if choice in (None, "auto", False):
+        return None
+    if choice in ("any", "required", True):
+        return "any"
+    name = choice["function"]["name"] if isinstance(choice, dict) else choice
+    if name not in names:
+        raise ValueError(
+            f"tool_choice={choice!r} is not a bound tool; use 'auto', 'none', 'any', 'required' or one of {names}."
+        )
+    return str(name)
 
 
 def _wait(future: futures.Future[Generated], cancelled: threading.Event) -> Generated:

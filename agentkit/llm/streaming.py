@@ -27,6 +27,7 @@ class VisibleText:
         end_ids: Token ids that end the reply (end of turn, padding after it).
         thinking: The prompt opened a ``<think>`` block, so the reply starts inside one.
         json_calls: A reply that starts with ``{`` or ``[`` may be a bare JSON tool call (Llama 3 format).
+        opening: Text the prompt already wrote at the start of the reply (a forced tool call's opening tag).
     """
 
     def __init__(
@@ -37,8 +38,10 @@ class VisibleText:
         *,
         thinking: bool = False,
         json_calls: bool = False,
+        opening: str = "",
     ) -> None:
         self._tokenizer = tokenizer
+        self._opening = opening
         self._stop = [s for s in stop if s]
         self._ends = set(end_ids)
         self._thinking = thinking
@@ -66,7 +69,7 @@ class VisibleText:
 
     def _visible(self) -> str:
         # A multi-byte character split across tokens decodes as U+FFFD until its last byte arrives.
-        text: str = self._tokenizer.decode(self._ids, skip_special_tokens=False).rstrip("\ufffd")
+        text: str = self._opening + self._tokenizer.decode(self._ids, skip_special_tokens=False).rstrip("\ufffd")
         final = False
         cuts = [i for s in self._stop if (i := text.find(s)) >= 0]
         if cuts:
