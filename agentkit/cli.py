@@ -85,6 +85,12 @@ def make_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk with the agent; an empty line or Ctrl-D ends the session")
     _model_flags(chat)
     _session_flags(chat)
+    chat.add_argument(
+        "--thread",
+        default=None,
+        help="keep the conversation under this name in $AGENTKIT_HOME/conversations.sqlite3 and pick it up again "
+        "next time (older turns are summarised by the model past a token budget); default: this session only",
+    )
 
     rate = commands.add_parser("feedback", help="rate a logged episode: thumbs up or down, or a score")
     rate.add_argument("episode", help="the episode id that run and chat print")
@@ -191,6 +197,13 @@ def _chat(args: argparse.Namespace) -> int:
     agent, log = _agent(args)
     printer = TracePrinter(sys.stdout, color=sys.stdout.isatty())
     history: list[BaseMessage] = []
+    thread = None
+    if args.thread is not None:
+        from agentkit.memory import ConversationMemory
+
+        thread = ConversationMemory(agentkit_home() / "conversations.sqlite3", llm=agent.llm)
+        turns = sum(isinstance(m, HumanMessage) for m in thread.history(args.thread))
+        print(f"Thread {args.thread!r} in {thread.path}: {turns} earlier turn(s) in the prompt.")
     while True:
         try:
             question = input("you> ").strip()
@@ -199,9 +212,13 @@ def _chat(args: argparse.Namespace) -> int:
             return 0
         if not question or question in ("exit", "quit"):
             return 0
-        result = _stream(agent, {"input": question, "history": list(history)}, printer)
+        past = history if thread is None else thread.history(args.thread)
+        result = _stream(agent, {"input": question, "history": list(past)}, printer)
         _logged(result, log)
-        history += [HumanMessage(question), AIMessage(result.answer or "")]
+        if thread is None:
+            history += [HumanMessage(question), AIMessage(result.answer or "")]
+        else:
+            thread.record(args.thread, result)
 
 
 def _feedback(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 from agentkit.cli import main
 from agentkit.demonstrations import END_OF_TURN, demonstrate
 from agentkit.llm.tiny import build_tiny_model, train_to_say
-from agentkit.memory import ChromaMemory
+from agentkit.memory import ChromaMemory, ConversationMemory
 from agentkit.rewardlog import RewardLog
 from agentkit.tasks import PlannedCall, Task, save_tasks
 
@@ -126,6 +126,22 @@ def test_run_with_memory_remembers_the_answer_and_recalls_it_next_time(default_h
     second = RewardLog(log).episodes()[1]
     assert second.memory_ids == [kept.record.id]  # the first episode was recalled into the second one's prompt
     assert kept.record.text in second.messages[0]["data"]["content"]
+
+
+def test_chat_with_a_thread_picks_the_conversation_up_after_a_restart(
+    default_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    log = tmp_path / "episodes.sqlite"
+    for question in (QUESTION, "And 17 times 24?"):  # two sessions, as two runs of the command
+        lines = iter([question, ""])
+        monkeypatch.setattr("builtins.input", lambda _prompt, lines=lines: next(lines))
+        assert main(["chat", "--thread", "sums", "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "Thread 'sums'" in out and ": 0 earlier turn(s)" in out and ": 1 earlier turn(s)" in out
+    first, second = RewardLog(log).episodes()
+    contents = [message["data"]["content"] for message in second.messages]
+    assert QUESTION in contents and first.answer in contents  # the first session's turn, in the second's prompt
+    assert "sums" in ConversationMemory(default_home / "conversations.sqlite3").threads()
 
 
 def test_eval_writes_a_json_summary_and_a_chart(default_home: Path, tmp_path: Path):
