@@ -136,8 +136,12 @@ def _load(args: argparse.Namespace) -> BaseChatModel:
     )
 
 
+def _log_path(args: argparse.Namespace) -> Path:
+    return Path(args.log) if args.log else agentkit_home() / "episodes.sqlite"
+
+
 def _log(args: argparse.Namespace) -> RewardLog:
-    path = Path(args.log) if args.log else agentkit_home() / "episodes.sqlite"
+    path = _log_path(args)
     log = RewardLog(path)
     try:
         log.open()
@@ -222,6 +226,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
+    path = _log_path(args)
+    if not path.is_file():  # not created here: an empty log could only answer "no such episode"
+        raise ConfigError(f"No reward log at {path}: episodes are logged by agentkit run and chat (see --log).")
     log = _log(args)
     try:
         reward = log.feedback(args.episode, thumbs=args.thumbs, score=args.score, comment=args.comment)

@@ -84,6 +84,8 @@ def test_run_logs_the_episode_and_feedback_rates_it(
     assert rated.thumbs() is False and rated.rewards[-1].comment == "too terse"
     assert main(["feedback", "no-such-episode", "--up", "--log", str(log)]) == 2
     assert "No episode 'no-such-episode'" in capsys.readouterr().err
+    assert main(["feedback", episode.episode_id, "--up", "--log", str(tmp_path / "other.sqlite")]) == 2
+    assert "No reward log at" in capsys.readouterr().err and not (tmp_path / "other.sqlite").exists()
     with pytest.raises(SystemExit):  # thumbs up and down at once: argparse refuses
         main(["feedback", episode.episode_id, "--up", "--down", "--log", str(log)])
 
