@@ -55,7 +55,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", default=None, help="folder the file tools work in (default: current directory)")
-    parser.add_argument("--log", default=None, help=f"the reward log every episode is appended to (default: {_LOG})")
+    _log_flag(parser)
     parser.add_argument("--no-log", action="store_true", help="do not log the episodes")
     parser.add_argument(
         "--memory",
@@ -140,8 +140,7 @@ def _log_path(args: argparse.Namespace) -> Path:
     return Path(args.log) if args.log else agentkit_home() / "episodes.sqlite"
 
 
-def _log(args: argparse.Namespace) -> RewardLog:
-    path = _log_path(args)
+def _open_log(path: Path) -> RewardLog:
     log = RewardLog(path)
     try:
         log.open()
@@ -155,7 +154,7 @@ def _agent(args: argparse.Namespace) -> tuple[Agent, RewardLog | None]:
     from agentkit.rewards import RewardLogger
 
     # Log and memory are opened first, so a bad path fails before the model loads.
-    log = None if args.no_log else _log(args)
+    log = None if args.no_log else _open_log(_log_path(args))
     tools, memory = agent_tools(args.workspace), None
     if args.memory is not None:
         from agentkit.memory import ChromaMemory
@@ -229,7 +228,7 @@ def _feedback(args: argparse.Namespace) -> int:
     path = _log_path(args)
     if not path.is_file():  # not created here: an empty log could only answer "no such episode"
         raise ConfigError(f"No reward log at {path}: episodes are logged by agentkit run and chat (see --log).")
-    log = _log(args)
+    log = _open_log(path)
     try:
         reward = log.feedback(args.episode, thumbs=args.thumbs, score=args.score, comment=args.comment)
     except ValueError as exc:

@@ -323,12 +323,13 @@ class LocalChatModel(BaseChatModel):
         if not ids:
             raise ValueError("The rendered prompt is empty; pass at least one message with text.")
         cancelled = threading.Event()
+        ends = end_ids(engine.model, tokenizer)
         row = Row(
             ids,
             logprobs=self.return_logprobs,
             cancelled=cancelled,
             on_token=on_token,
-            constraint=self._constraint(engine, tools, forced),
+            constraint=self._constraint(tokenizer, tools, forced, ends),
         )
         stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
         settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p)
@@ -337,7 +338,7 @@ class LocalChatModel(BaseChatModel):
             tokenizer,
             settings.stop,
             # Padding follows a row's end while others in its batch go on.
-            {*end_ids(engine.model, tokenizer), pad_id(tokenizer)},
+            {*ends, pad_id(tokenizer)},
             thinking=prompt.rstrip().endswith("<think>"),
             json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
             opening=opening,
@@ -346,12 +347,11 @@ class LocalChatModel(BaseChatModel):
         return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools, opening=opening)
 
     def _constraint(
-        self, engine: Engine, tools: list[dict[str, Any]] | None, forced: str | None
+        self, tokenizer: Any, tools: list[dict[str, Any]] | None, forced: str | None, ends: set[int]
     ) -> ToolCallConstraint | None:
-        ends = end_ids(engine.model, engine.tokenizer)
         if tools and forced is not None:
             allowed = tools if forced == "any" else [t for t in tools if t["function"]["name"] == forced]
-            return ToolCallConstraint(engine.tokenizer, allowed, ends, opened=True)
+            return ToolCallConstraint(tokenizer, allowed, ends, opened=True)
         if not (self.constrain_tool_calls and tools):
             return None
         if self.tool_format != "hermes":
@@ -359,7 +359,7 @@ class LocalChatModel(BaseChatModel):
                 f"constrain_tool_calls supports the Hermes <tool_call> format only, and this model writes "
                 f"{self.tool_format!r} tool calls; pass constrain_tool_calls=False."
             )
-        return ToolCallConstraint(engine.tokenizer, tools, ends)
+        return ToolCallConstraint(tokenizer, tools, ends)
 
     def _message(self, generated: Generated, call: _Call) -> AIMessage:
         # The tokenizer's own response parser, where the model ships one, knows the model's format best.
