@@ -48,6 +48,11 @@ class VisibleText:
         self._json_calls = json_calls
         self._hold = max((len(s) for s in [*self._stop, *_CALL_MARKERS, _THINK_OPEN]), default=1) - 1
         self._ids: list[int] = []
+        # Incremental decoding, as vLLM and TGI do it: the text of ids[_prefix:_read] is already in `_text`, and
+        # decoding from `_prefix` (one token of context) keeps the spacing a whole decode would give, while each
+        # token costs a decode of a few tokens instead of the whole reply.
+        self._prefix = self._read = 0
+        self._text = ""
         self._closed = False
         self.shown = ""
         """Everything shown so far."""
@@ -60,6 +65,7 @@ class VisibleText:
             self._closed = True
             return ""
         self._ids.append(token)
+        self._text += self._decode_new()
         visible = self._visible()
         if len(visible) <= len(self.shown) or not visible.startswith(self.shown):
             return ""
@@ -67,9 +73,18 @@ class VisibleText:
         self.shown = visible
         return delta
 
-    def _visible(self) -> str:
+    def _decode_new(self) -> str:
+        """The text the tokens since the last complete decode add ('' while a character is still incomplete)."""
+        before = self._tokenizer.decode(self._ids[self._prefix : self._read], skip_special_tokens=False)
+        after: str = self._tokenizer.decode(self._ids[self._prefix :], skip_special_tokens=False)
         # A multi-byte character split across tokens decodes as U+FFFD until its last byte arrives.
-        text: str = self._opening + self._tokenizer.decode(self._ids, skip_special_tokens=False).rstrip("\ufffd")
+        if len(after) <= len(before) or after.endswith("\ufffd"):
+            return ""
+        self._prefix, self._read = self._read, len(self._ids)
+        return after[len(before) :]
+
+    def _visible(self) -> str:
+        text = self._opening + self._text
         final = False
         cuts = [i for s in self._stop if (i := text.find(s)) >= 0]
         if cuts:
