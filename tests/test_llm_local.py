@@ -255,6 +255,35 @@ def test_concurrent_calls_are_batched_and_match_calls_one_by_one(tiny_dir: Path)
     assert shared.stats.batches < len(QUESTIONS)  # some calls shared a generate
 
 
+def test_grouped_query_attention_batches_and_reuses_prefixes_like_full_attention(tmp_path: Path) -> None:
+    from agentkit.llm.tiny import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "gqa", hidden_size=64, heads=4, kv_heads=2)
+    cold = LocalChatModel.from_pretrained(folder, max_new_tokens=12, max_batch_size=1, prefix_cache_size=0)
+    assert cold.model.config.num_key_value_heads == 2
+    expected = [[r.content for r in _episode(cold, q, 3)] for q in QUESTIONS[:4]]
+    warm = LocalChatModel.from_pretrained(folder, max_new_tokens=12)
+    gate = threading.Barrier(4)
+
+    def run(question: str) -> list[str | list[str | dict[str, object]]]:
+        gate.wait()
+        return [r.content for r in _episode(warm, question, 3)]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(run, QUESTIONS[:4])) == expected
+    assert warm.stats.batches < warm.stats.calls  # steps of different episodes shared a generate
+    assert warm.stats.prefilled_tokens < warm.stats.prompt_tokens / 2  # and later steps reused their prefixes
+
+
+def test_tiny_models_refuse_key_value_heads_that_do_not_divide_the_heads(tmp_path: Path) -> None:
+    from agentkit.llm.tiny import build_tiny_model
+
+    with pytest.raises(ValueError, match="kv_heads"):
+        build_tiny_model(tmp_path / "bad", heads=4, kv_heads=3)
+    with pytest.raises(ValueError, match="kv_heads"):
+        build_tiny_model(tmp_path / "bad", heads=4, kv_heads=2, arch="gpt2")
+
+
 def test_calls_with_different_stop_strings_are_not_mixed(chat: LocalChatModel) -> None:
     with ThreadPoolExecutor(2) as pool:
         stopped = pool.submit(chat.invoke, "hi", stop=STOP)

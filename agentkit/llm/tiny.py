@@ -202,6 +202,7 @@ def build_tiny_model(
     hidden_size: int = 64,
     layers: int = 2,
     heads: int = 4,
+    kv_heads: int | None = None,
     seed: int = 0,
     arch: Literal["llama", "gpt2"] = "llama",
     context: int = 1024,
@@ -224,6 +225,7 @@ def build_tiny_model(
         hidden_size: The model's hidden size.
         layers: The number of transformer layers.
         heads: The number of attention heads; must divide `hidden_size`.
+        kv_heads: Key/value heads for grouped-query attention (Llama only); must divide `heads`. Default: `heads`.
         seed: The seed for the model's random initialisation.
         arch: `"llama"` for a `LlamaForCausalLM`, `"gpt2"` for a `GPT2LMHeadModel`.
         context: The longest sequence the model and tokenizer are declared for, in tokens.
@@ -242,6 +244,9 @@ def build_tiny_model(
         raise ValueError(f"vocab_size must be at least {min_vocab} (256 bytes plus the special tokens).")
     if hidden_size % heads:
         raise ValueError(f"heads ({heads}) must divide hidden_size ({hidden_size}).")
+    kv_heads = heads if kv_heads is None else kv_heads
+    if kv_heads <= 0 or heads % kv_heads or (arch != "llama" and kv_heads != heads):
+        raise ValueError(f"kv_heads ({kv_heads}) must divide heads ({heads}), and needs arch='llama' to differ.")
     path = Path(out_dir)
     path.mkdir(parents=True, exist_ok=True)
 
@@ -275,7 +280,7 @@ def build_tiny_model(
             intermediate_size=4 * hidden_size,
             num_hidden_layers=layers,
             num_attention_heads=heads,
-            num_key_value_heads=heads,
+            num_key_value_heads=kv_heads,
             max_position_embeddings=context,
             tie_word_embeddings=True,
             **ids,
