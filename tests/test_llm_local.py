@@ -8,6 +8,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -220,6 +221,53 @@ def test_greedy_output_is_token_for_token_identical_with_and_without_prefix_reus
     assert all(r.response_metadata["prefilled_tokens"] == r.response_metadata["prompt_tokens"] for r in without)
     for reply in with_[1:]:
         assert reply.response_metadata["prefilled_tokens"] < reply.response_metadata["prompt_tokens"] / 2
+
+
+def _rows_with_prefixes(tiny_dir: Path, prompts: list[str], cached: list[int]) -> tuple[Any, Any, list[Any]]:
+    """The tiny model, its tokenizer, and one row per prompt whose first `cached[i]` tokens come from a prefix."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentkit.llm.generate import GenerationSettings, Row, run_batch
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+    rows = []
+    one = GenerationSettings((), 1, 0.0, 1.0)
+    for prompt, length in zip(prompts, cached, strict=True):
+        ids = tokenizer(prompt)["input_ids"]
+        head = run_batch(model, tokenizer, [Row(ids[:length])], one, device="cpu", keep_cache=True)[0].cache
+        assert head is not None
+        rows.append(Row(ids, prefix=head.cut(length), logprobs=True))
+    return model, tokenizer, rows
+
+
+@pytest.mark.parametrize(
+    ("cached", "together"),
+    [([30, 24, 27], True), ([50, 2, 48], False)],  # similar new parts share one prefill; very unequal ones do not
+)
+def test_rows_with_prefixes_of_different_lengths_prefill_together_and_match_rows_alone(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, cached: list[int], together: bool
+) -> None:
+    import agentkit.llm.generate as generate
+
+    prompts = [f"Question {i}: " + "the quick brown fox jumps over the lazy dog " * 2 for i in range(3)]
+    model, tokenizer, rows = _rows_with_prefixes(tiny_dir, prompts, cached)
+    settings = generate.GenerationSettings((), 12, 0.0, 1.0)
+    alone = [generate.run_batch(model, tokenizer, [row], settings, device="cpu", keep_cache=True)[0] for row in rows]
+    separate: list[int] = []
+    original = generate._prefill
+    monkeypatch.setattr(generate, "_prefill", lambda *a: separate.append(1) or original(*a))
+    batched = generate.run_batch(model, tokenizer, rows, settings, device="cpu", keep_cache=True)
+    assert bool(separate) is not together
+    assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
+    for a, b in zip(alone, batched, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        assert b.cache is not None and a.cache is not None and b.cache.ids == a.cache.ids
+    # Alone, each row prefills what its prefix does not hold; together, the rows line up on the longest new part.
+    assert [r.prefilled_tokens for r in alone] == [len(r.ids) - c for r, c in zip(rows, cached, strict=True)]
+    expected = max(len(r.ids) - 1 - c for r, c in zip(rows, cached, strict=True)) + 1
+    lined_up = [expected] * 3 if together else [r.prefilled_tokens for r in alone]
+    assert [r.prefilled_tokens for r in batched] == lined_up
 
 
 def test_a_re_rendered_history_falls_back_to_a_full_prefill_and_stays_correct(tiny_dir: Path) -> None:

@@ -4,10 +4,13 @@ A batch is a list of `Row`s that share generation settings. Each row may bring a
 model already computed for the first tokens of its prompt (an earlier step of the same episode). The row's prompt
 is then prefilled only from there on, so a growing agent transcript costs its new tokens, not its whole history.
 
-How rows are combined: each row is prefilled alone up to its last prompt token (its own cache, no padding), the row
-caches are left-padded into one batch cache, and transformers' `generate` runs the batch from the last prompt tokens,
-masking the padding. That is the layout of ordinary left-padded batched generation, so each row's greedy output is
-the one it gets alone, and with or without a prefix.
+How rows are combined: the rows' prefixes are left-padded into one batch cache and the tokens after them, up to each
+row's last prompt token, run through the model in one forward pass, so that a batch of episodes prefills its new
+turns together (a row whose prefix reaches further recomputes a few of its tokens so that all rows end together).
+When the rows' new parts differ so much in length that this would waste compute on padding, each row is prefilled
+alone instead and the row caches are left-padded. Either way transformers' `generate` then runs the batch from the
+last prompt tokens, masking the padding. That is the layout of ordinary left-padded batched generation, so each
+row's greedy output is the one it gets alone, and with or without a prefix.
 """
 
 from __future__ import annotations
@@ -135,10 +138,10 @@ def run_batch(
 
     ends = end_ids(model, tokenizer)
     with torch.inference_mode():
-        caches = [_prefill(model, row, device) for row in rows] if keep_cache else None
         width = max(len(row.ids) for row in rows)
         pads = [width - len(row.ids) for row in rows]
         pad = pad_id(tokenizer)
+        cache, reused = _prefill_batch(model, rows, pads, pad, device) if keep_cache else (None, [0] * len(rows))
         input_ids = torch.tensor([[pad] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
         mask = torch.tensor([[0] * p + [1] * len(row.ids) for p, row in zip(pads, rows, strict=True)], device=device)
         options: dict[str, Any] = {
@@ -149,8 +152,8 @@ def run_batch(
             "output_logits": any(row.logprobs for row in rows),
             "stopping_criteria": StoppingCriteriaList([_Cancelled(rows)]),
         }
-        if caches is not None:
-            options["past_key_values"] = _cache(_left_pad(caches, pads, torch))
+        if cache is not None:
+            options["past_key_values"] = cache
         if settings.temperature > 0:
             options.update(temperature=settings.temperature, top_p=settings.top_p)
         else:  # greedy: unset sampling knobs a model's generation_config may carry, so transformers does not warn
@@ -177,10 +180,9 @@ def run_batch(
         scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         text, reason, matched = _finish(tokenizer, new, ends, settings, row.cancelled)
         kept = None
-        if caches is not None:
+        if cache is not None:
             kept = _row_cache(output.past_key_values, index, pads[index], row.ids + new)
-        prefilled = len(row.ids) - (len(row.prefix.ids) if row.prefix is not None else 0)
-        results.append(Generated(text, reason, matched, new, scores, len(row.ids), prefilled, kept))
+        results.append(Generated(text, reason, matched, new, scores, len(row.ids), len(row.ids) - reused[index], kept))
     return results
 
 
@@ -193,6 +195,50 @@ def _cache(kv: KV | None) -> Any:
     for index, (keys, values) in enumerate(kv or []):
         cache.update(keys, values, index)
     return cache
+
+
+# Prefill rows together only while that processes at most this much more than prefilling each alone (the padding
+# of rows with fewer new tokens). Together, one forward pass serves the batch: on a CPU its matrix products run
+# more efficiently and the per-call overhead is paid once, which is worth some padding, not a row's whole history.
+_JOINT_PREFILL_SLACK = 1.5
+
+
+def _prefill_batch(model: Any, rows: Sequence[Row], pads: list[int], pad: int, device: str) -> tuple[Any, list[int]]:
+    """A left-padded batch cache of each row's prompt but its last token, and how many tokens each took from its prefix.
+
+    Row ``i`` ends up with ``pads[i]`` positions of padding on the left, as `generate` expects of a left-padded batch.
+    """
+    import torch
+
+    taken = [len(row.prefix.ids) if row.prefix is not None else 0 for row in rows]
+    todo = [len(row.ids) - 1 - t for row, t in zip(rows, taken, strict=True)]
+    span = max(todo)
+    if len(rows) == 1 or span == 0 or len(rows) * span > _JOINT_PREFILL_SLACK * sum(todo):
+        return _cache(_left_pad([_prefill(model, row, device) for row in rows], pads, torch)), taken
+    # Every row runs its last `span` tokens before the final one (fewer when its prompt is shorter): a row with fewer
+    # new tokens than that recomputes the end of its prefix, so the new parts of all rows line up on the right.
+    taken = [max(0, len(row.ids) - 1 - span) for row in rows]
+    start = max(taken)
+    prefixes = [
+        row.prefix.cut(t).kv if row.prefix is not None and t else [] for row, t in zip(rows, taken, strict=True)
+    ]
+    cache = _cache(_left_pad(prefixes, [start - t for t in taken], torch))
+    inputs, masks, positions = [], [], []
+    for row, t in zip(rows, taken, strict=True):
+        new = row.ids[t:-1]
+        gap = span - len(new)  # only a row with no prefix left (t == 0) is shorter than the span
+        inputs.append([pad] * gap + new)
+        masks.append([0] * (start - t) + [1] * t + [0] * gap + [1] * len(new))
+        positions.append([0] * gap + list(range(t, t + len(new))))
+    model(
+        input_ids=torch.tensor(inputs, device=device),
+        attention_mask=torch.tensor(masks, device=device),
+        position_ids=torch.tensor(positions, device=device),
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return cache, taken
 
 
 def _prefill(model: Any, row: Row, device: str) -> KV:
