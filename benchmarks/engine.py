@@ -10,7 +10,8 @@ Four measurements (issue 3), each printed as medians and a ratio:
 2. **A 6-step episode** with smolagents' `TransformersModel` on the same messages (system prompt with tool
    descriptions, question, then per step a ReAct reply and an observation). Per-step medians; the goal compares
    steps 3 and on: <= 0.5x. Also printed: prefilled prompt tokens / prompt tokens over steps 2 and on (agentkit's
-   prefix reuse; smolagents prefills every prompt token every step). Goal <= 0.25.
+   prefix reuse; smolagents prefills every prompt token every step). Goal <= 0.25. Run twice: with a short ReAct
+   system prompt, and with the system prompt smolagents' own `ToolCallingAgent` sends (rules, examples, tools).
 3. **8 episodes batched vs one after another** on agentkit (5 steps each, each step fed the model's own reply):
    generated tokens per second, in three interleaved pairs of runs (the VM's speed drifts), judged on the median
    pair ratio. Goal >= 2x on the CPU. Run on the 8-layer model, on the same model with
@@ -54,16 +55,17 @@ import peers
 
 STOP = ["\nObservation:"]
 PACKAGES = ("torch", "transformers", "langchain-core", "langchain-huggingface", "smolagents")
+TOOLS = [  # name, argument, description
+    ("calculator", "expression", "Evaluate an arithmetic expression with + - * / and parentheses."),
+    ("search", "query", "Search the web for a query and return the top results as text."),
+    ("read_file", "path", "Read a text file from the working directory and return its content."),
+    ("write_file", "path", "Write text to a file in the working directory, replacing what is there."),
+    ("current_time", "timezone", "Return the current date and time in a timezone."),
+    ("python", "code", "Run a short Python program and return what it prints."),
+]
 TOOLS_TEXT = "\n".join(
     f"{name}: {description} Args: {{'{arg}': {{'type': 'string', 'description': 'The {arg} to use.'}}}}"
-    for name, arg, description in [
-        ("calculator", "expression", "Evaluate an arithmetic expression with + - * / and parentheses."),
-        ("search", "query", "Search the web for a query and return the top results as text."),
-        ("read_file", "path", "Read a text file from the working directory and return its content."),
-        ("write_file", "path", "Write text to a file in the working directory, replacing what is there."),
-        ("current_time", "timezone", "Return the current date and time in a timezone."),
-        ("python", "code", "Run a short Python program and return what it prints."),
-    ]
+    for name, arg, description in TOOLS
 )
 SYSTEM = (
     "Answer the following questions as best you can. You have access to the following tools:\n\n"
@@ -132,9 +134,34 @@ def stop_step(folder: Path, repeats: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _episode_messages(steps: int) -> list[list[BaseMessage]]:
+def _smolagents_system_prompt() -> str:
+    """smolagents' own `ToolCallingAgent` system prompt, rendered by smolagents with the same tools."""
+    import importlib.resources
+
+    import yaml
+    from smolagents import Tool
+    from smolagents.agents import populate_template
+
+    tools = {}
+    for name, arg, description in TOOLS:
+        namespace: dict[str, Any] = {}
+        exec(f"def forward(self, {arg}: str) -> str:\n    return {arg}\n", namespace)  # smolagents reads the signature
+        attributes = {
+            "name": name,
+            "description": description,
+            "inputs": {arg: {"type": "string", "description": f"The {arg} to use."}},
+            "output_type": "string",
+            "forward": namespace["forward"],
+        }
+        tools[name] = type(f"Tool_{name}", (Tool,), attributes)()
+    prompts = importlib.resources.files("smolagents.prompts").joinpath("toolcalling_agent.yaml").read_text()
+    template = yaml.safe_load(prompts)["system_prompt"]
+    return str(populate_template(template, {"tools": tools, "managed_agents": {}, "custom_instructions": None}))
+
+
+def _episode_messages(steps: int, system: str) -> list[list[BaseMessage]]:
     """The prompt of each step: the history grows by one reply and one observation per step."""
-    history: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage("Question: Add up the rows of the table.")]
+    history: list[BaseMessage] = [SystemMessage(system), HumanMessage("Question: Add up the rows of the table.")]
     prompts = []
     for step in range(steps):
         prompts.append(list(history))
@@ -142,8 +169,8 @@ def _episode_messages(steps: int) -> list[list[BaseMessage]]:
     return prompts
 
 
-def episode(folder: Path, steps: int, repeats: int, new_tokens: int) -> dict[str, Any]:
-    prompts = _episode_messages(steps)
+def episode(folder: Path, steps: int, repeats: int, new_tokens: int, system: str = SYSTEM) -> dict[str, Any]:
+    prompts = _episode_messages(steps, system)
     ours = LocalChatModel.from_pretrained(folder, max_new_tokens=new_tokens)
     theirs = peers.smolagents_model(str(folder), max_new_tokens=new_tokens)
     converted = [peers.messages_to_smolagents(p) for p in prompts]
@@ -287,6 +314,11 @@ def main() -> None:
             },
             "react_step_vs_langchain": stop_step(stop_folder, repeats),
             "episode_vs_smolagents": episode(compute_folder, steps=6, repeats=repeats, new_tokens=24),
+            # The same with the system prompt smolagents' ToolCallingAgent itself sends (rules, examples, tools):
+            # what an agent's prompt weighs in practice, and so what re-prefilling it every step costs.
+            "episode_vs_smolagents_own_prompt": episode(
+                compute_folder, steps=6, repeats=repeats, new_tokens=24, system=_smolagents_system_prompt()
+            ),
             "batch_of_8": batched(compute_folder, episodes=8, steps=5, new_tokens=24, pairs=pairs),
             # The same model with grouped-query attention (2 key/value heads for 8 query heads), the layout of
             # today's small instruct models (Qwen2.5, Llama 3.2, SmolLM2): batched decoding reads a quarter of the
