@@ -48,9 +48,9 @@ class VisibleText:
         self._json_calls = json_calls
         self._hold = max((len(s) for s in [*self._stop, *_CALL_MARKERS, _THINK_OPEN]), default=1) - 1
         self._ids: list[int] = []
-        # Incremental decoding, as vLLM and TGI do it: the text of ids[_prefix:_read] is already in `_text`, and
-        # decoding from `_prefix` (one token of context) keeps the spacing a whole decode would give, while each
-        # token costs a decode of a few tokens instead of the whole reply.
+        # Incremental decoding, as vLLM and TGI do it: `_text` holds the text of ids[:_read], and new tokens are
+        # decoded from `_prefix` (the token before them, as context), which keeps the spacing a whole decode would
+        # give while each token costs a decode of a few tokens instead of the whole reply.
         self._prefix = self._read = 0
         self._text = ""
         self._closed = False
