@@ -303,6 +303,32 @@ def test_concurrent_calls_are_batched_and_match_calls_one_by_one(tiny_dir: Path)
     assert shared.stats.batches < len(QUESTIONS)  # some calls shared a generate
 
 
+def test_the_worker_waits_for_callers_still_rendering_their_prompts(tiny_dir: Path) -> None:
+    chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=8)
+    expected = [chat.invoke(q).content for q in QUESTIONS[:2]]
+    engine = chat._load()
+    engine.batch_wait_s = 30.0
+    chat.stats.reset()
+    with ThreadPoolExecutor(2) as pool:
+        with engine.arriving():  # a third caller is still rendering its prompt
+            first = pool.submit(chat.invoke, QUESTIONS[0])
+            time.sleep(0.5)
+            second = pool.submit(chat.invoke, QUESTIONS[1])
+            time.sleep(0.5)
+            assert not first.done()  # queued, but the worker waits for the caller that is still arriving
+        assert [first.result().content, second.result().content] == expected
+    assert chat.stats.batches == 1
+
+
+def test_a_lone_caller_is_never_kept_waiting_for_a_batch(tiny_dir: Path) -> None:
+    chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=4)
+    chat.invoke("hi")
+    chat._load().batch_wait_s = 30.0
+    started = time.perf_counter()
+    chat.invoke("hi")
+    assert time.perf_counter() - started < 10
+
+
 def test_grouped_query_attention_batches_and_reuses_prefixes_like_full_attention(tmp_path: Path) -> None:
     from agentkit.llm.tiny import build_tiny_model
 

@@ -13,9 +13,11 @@ so a template that re-renders earlier turns differently just matches less (down 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,10 +145,11 @@ class Engine:
         device: Where the model is.
         max_batch_size: The most rows in one `generate` call.
         prefix_cache_size: Cached prefixes kept; two per concurrent episode is plenty. 0 turns prefix reuse off.
-        batch_wait_s: After a batch of several rows, how long the worker waits at least for as many requests to
-            arrive before running a smaller batch; it waits up to a tenth of the last batch's time when that is
-            longer (the episodes of a batch come back after their tools and prompt rendering, which grow with the
-            batch). A single caller never waits.
+        batch_wait_s: The longest the worker waits for callers still rendering their prompts (see `arriving`).
+            After a batch of several rows it also waits at least this long for as many requests to arrive before
+            running a smaller batch, up to a tenth of the last batch's time when that is longer (the episodes of a
+            batch come back after their tools and prompt rendering, which grow with the batch). A single caller
+            never waits.
     """
 
     def __init__(
@@ -168,6 +171,7 @@ class Engine:
         self._reuse = prefix_cache_size > 0 and _plain_dynamic_cache(model)
         self.prefixes = PrefixStore(prefix_cache_size if self._reuse else 0)
         self._pending: deque[Request] = deque()
+        self._arriving = 0
         self._ready = threading.Condition()
         self._last_batch = 1
         self._last_seconds = 0.0
@@ -183,6 +187,24 @@ class Engine:
             self._ready.notify()
         return request.future
 
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a caller that is preparing a request (rendering and tokenizing its prompt) until it leaves the block.
+
+        Concurrent episodes reach the model within milliseconds of each other, but each renders its prompt first:
+        without this, the first one ready would run alone and the others in a second batch. The worker waits (up to
+        `batch_wait_s`) for marked callers before it forms a batch. Submit after leaving the block, so that a lone
+        caller is never waited for.
+        """
+        with self._ready:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._ready:
+                self._arriving -= 1
+                self._ready.notify()
+
     def _loop(self) -> None:
         while True:
             batch = self._next_batch()
@@ -196,6 +218,9 @@ class Engine:
     def _next_batch(self) -> list[Request]:
         with self._ready:
             self._ready.wait_for(lambda: bool(self._pending))
+            self._ready.wait_for(
+                lambda: not self._arriving or len(self._pending) >= self.max_batch_size, timeout=self.batch_wait_s
+            )
             want = min(self._last_batch, self.max_batch_size)
             if want > 1:
                 # The episodes of the last batch are running their tools; wait briefly for them to come back.

@@ -312,37 +312,39 @@ class LocalChatModel(BaseChatModel):
             )
         tools: list[dict[str, Any]] | None = options.get("tools")
         engine = self._load()
-        tokenizer = engine.tokenizer
-        prompt = render_prompt(tokenizer, messages, tools)
-        forced: str | None = options.get("tool_choice") if tools and self.tool_format == "hermes" else None
-        # A forced call is opened by the prompt, so the reply starts inside it (and is read with the tag in front).
-        opening = HERMES_OPEN if forced else ""
-        templated = bool(getattr(tokenizer, "chat_template", None))
-        # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's.
-        ids = tokenizer(prompt + opening, add_special_tokens=not templated)["input_ids"]
-        if not ids:
-            raise ValueError("The rendered prompt is empty; pass at least one message with text.")
-        cancelled = threading.Event()
-        ends = end_ids(engine.model, tokenizer)
-        row = Row(
-            ids,
-            logprobs=self.return_logprobs,
-            cancelled=cancelled,
-            on_token=on_token,
-            constraint=self._constraint(tokenizer, tools, forced, ends),
-        )
-        stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
-        settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p)
-        names = [t["function"]["name"] for t in tools or []]
-        visible = VisibleText(
-            tokenizer,
-            settings.stop,
-            # Padding follows a row's end while others in its batch go on.
-            {*ends, pad_id(tokenizer)},
-            thinking=prompt.rstrip().endswith("<think>"),
-            json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
-            opening=opening,
-        )
+        # Until the request is queued, the worker waits for this caller to join a batch forming concurrently.
+        with engine.arriving():
+            tokenizer = engine.tokenizer
+            prompt = render_prompt(tokenizer, messages, tools)
+            forced: str | None = options.get("tool_choice") if tools and self.tool_format == "hermes" else None
+            # A forced call is opened by the prompt, so the reply starts inside it (and is read with the tag in front).
+            opening = HERMES_OPEN if forced else ""
+            templated = bool(getattr(tokenizer, "chat_template", None))
+            # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's.
+            ids = tokenizer(prompt + opening, add_special_tokens=not templated)["input_ids"]
+            if not ids:
+                raise ValueError("The rendered prompt is empty; pass at least one message with text.")
+            cancelled = threading.Event()
+            ends = end_ids(engine.model, tokenizer)
+            row = Row(
+                ids,
+                logprobs=self.return_logprobs,
+                cancelled=cancelled,
+                on_token=on_token,
+                constraint=self._constraint(tokenizer, tools, forced, ends),
+            )
+            stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
+            settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p)
+            names = [t["function"]["name"] for t in tools or []]
+            visible = VisibleText(
+                tokenizer,
+                settings.stop,
+                # Padding follows a row's end while others in its batch go on.
+                {*ends, pad_id(tokenizer)},
+                thinking=prompt.rstrip().endswith("<think>"),
+                json_calls=bool(names) and self.tool_format in ("llama3", "auto"),
+                opening=opening,
+            )
         future = engine.submit(Request(row, settings))
         return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools, opening=opening)
 
