@@ -7,7 +7,8 @@ Shaped like a TRL script (a typed config, `make_parser`, `main`, ``python -m age
    (`agentkit.demonstrations`), rendered with a Qwen-style ChatML template and Hermes ``<tool_call>`` format;
 2. train a byte-level BPE tokenizer on those texts and build a Llama from a config (`agentkit.llm.tiny`);
 3. a copy warm-up: repeated random strings of the tokens the model will have to copy (digits, names, paths), which
-   grows the induction heads that copying numbers from questions and observations needs;
+   grows the induction heads that copying numbers from questions and observations needs, then the same among
+   distractor numbers, which teaches those heads to copy a number exactly where other numbers are around;
 4. train on the model's own turns only: system prompt, questions and tool observations are masked;
 5. save with `save_pretrained`, plus ``training.json`` (config, loss curve, time).
 
@@ -61,6 +62,13 @@ class TrainDefaultConfig:
     copy_warmup_steps: int = field(
         default=1000,
         metadata={"help": "Steps of the copy warm-up (repeated random token strings) before the episodes; 0 skips it."},
+    )
+    copy_number_steps: int = field(
+        default=400,
+        metadata={
+            "help": "The last steps of the copy warm-up copy strings among distractor numbers, half of them numbers "
+            "themselves; 0 turns this phase off."
+        },
     )
     copy_warmup_lr: float = field(default=3e-3, metadata={"help": "Learning rate of the copy warm-up."})
     copy_warmup_batch: int = field(default=64, metadata={"help": "Strings per copy warm-up step."})
@@ -142,15 +150,31 @@ def _length_buckets(
 
 
 def _copy_batch(
-    pool: Sequence[int], size: int, sep: int, pad: int, rng: random.Random
+    pool: Sequence[int], size: int, sep: int, pad: int, rng: random.Random, *, numbers: Sequence[int] = ()
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random token strings followed by a separator and the same string again; only the repeat is learned."""
+    """Random token strings followed by a separator and the same string again; only the repeat is learned.
+
+    With `numbers` (digit and number-punctuation tokens), half of the strings are drawn from those alone, and every
+    string comes after a run of them that is not repeated: copying then has to follow the string token by token, as
+    when copying ``1536`` from an observation with other numbers around, instead of jumping to any earlier
+    occurrence of the last digit written.
+    """
     rows = []
     for _ in range(size):
-        text = [rng.choice(pool) for _ in range(rng.randint(6, 24))]
-        rows.append(([*text, sep, *text], [-100] * (len(text) + 1) + text))
+        source = numbers if numbers and rng.random() < 0.5 else pool
+        text = [rng.choice(source) for _ in range(rng.randint(6, 24))]
+        lead = [rng.choice(numbers) for _ in range(rng.randint(0, 24))] if numbers else []
+        rows.append(([*lead, *text, sep, *text], [-100] * (len(lead) + len(text) + 1) + text))
     ids, _mask, labels = _batch(rows, pad)  # padding comes after the strings, so no mask is needed
     return ids, labels
+
+
+_NUMBER_TEXT = frozenset("0123456789 .,:-")
+
+
+def _number_tokens(pool: Sequence[int], tokenizer: Any) -> list[int]:
+    """The tokens of `pool` that are a digit or the punctuation and spaces written inside and between numbers."""
+    return [token for token in pool if tokenizer.decode([token]) in _NUMBER_TEXT]
 
 
 def _copied_tokens(rows: Sequence[tuple[list[int], list[int]]]) -> set[int]:
@@ -171,14 +195,20 @@ def _copy_warmup(
     """Train on repeated random strings of `pool`'s tokens; returns the logged losses.
 
     Copying numbers and names from the question and the observations needs induction heads, which episodes alone grow
-    too slowly on a CPU budget; repeating random token strings grows them in several hundred steps.
+    too slowly on a CPU budget; repeating random token strings grows them in several hundred steps. The last
+    `config.copy_number_steps` steps then repeat strings among distractor numbers (see `_copy_batch`): the heads
+    first form on the easy task, then learn to copy a number exactly where other numbers are around.
     """
     from tqdm.auto import tqdm
 
     rng = random.Random(config.seed)
+    numbers = _number_tokens(pool, tokenizer)
     losses: list[tuple[int, float]] = []
     for step in tqdm(range(steps), desc="copy warm-up", disable=None):
-        ids, labels = _copy_batch(pool, config.copy_warmup_batch, tokenizer.eos_token_id, tokenizer.pad_token_id, rng)
+        distract = numbers if step >= steps - config.copy_number_steps else []
+        ids, labels = _copy_batch(
+            pool, config.copy_warmup_batch, tokenizer.eos_token_id, tokenizer.pad_token_id, rng, numbers=distract
+        )
         learn(_copy_loss(model, ids, labels), step=step, total=steps, log=losses, name="copy")
     return losses
 

@@ -18,6 +18,7 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
         layers=1,
         heads=2,
         copy_warmup_steps=24,
+        copy_number_steps=8,
         copy_warmup_batch=8,
         copy_warmup_lr=1e-2,
         train_steps=24,
@@ -41,3 +42,27 @@ def test_the_parser_takes_every_setting_as_a_flag():
     (config,) = make_parser().parse_args_into_dataclasses(["--output_dir", "x", "--train_steps", "7", "--seed", "3"])
     assert (config.output_dir, config.train_steps, config.seed) == ("x", 7, 3)
     assert config.n_tasks == TrainDefaultConfig().n_tasks
+
+
+def test_number_copies_come_after_distractor_numbers_and_only_the_repeat_is_learned():
+    import random
+
+    from agentkit.train_default import _copy_batch
+
+    pool, numbers, sep, pad = list(range(10, 60)), [1, 2, 3], 0, 99
+    ids, labels = _copy_batch(pool, 64, sep, pad, random.Random(0), numbers=numbers)
+    number_only = 0
+    for row, label in zip(ids.tolist(), labels.tolist(), strict=True):
+        length = sum(token != pad for token in row)
+        learned = [t for t in label if t != -100]
+        assert row[length - len(learned) : length] == learned  # the string, copied at the end
+        assert row[length - len(learned) - 1] == sep
+        before = row[: length - len(learned) - 1]
+        assert before[-len(learned) :] == learned  # first shown right before the separator
+        assert set(before[: -len(learned)]) <= set(numbers)  # after distractor numbers only
+        number_only += set(learned) <= set(numbers)
+    assert 16 < number_only < 48  # about half of the strings are numbers themselves
+    plain_ids, plain_labels = _copy_batch(pool, 8, sep, pad, random.Random(0))
+    for row, label in zip(plain_ids.tolist(), plain_labels.tolist(), strict=True):
+        learned = [t for t in label if t != -100]
+        assert row[: len(learned)] == learned  # without numbers: no distractors before the string
