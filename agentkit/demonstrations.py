@@ -9,10 +9,12 @@ function `LocalChatModel` uses), and the episode becomes one text in which only 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 import re
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,13 +86,17 @@ def _teacher(task: Task) -> Any:
     return reply
 
 
-def demonstrate(tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8) -> list[Demonstration]:
+def demonstrate(
+    tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8, processes: int = 1
+) -> list[Demonstration]:
     """Play each task's gold plan through the agent and render the episode.
 
     Args:
         tasks: The tasks.
         tokenizer: A tokenizer whose chat template renders the conversations.
         max_steps: The agent's step budget, which the system prompt states (use the deployed agent's).
+        processes: Worker processes, each playing a contiguous share of the tasks. Episodes do not depend on each
+            other, so the result is the same; the agent loop is pure Python, and one process uses one core.
 
     Returns:
         One demonstration per task, in order.
@@ -98,6 +104,16 @@ def demonstrate(tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8) ->
     Raises:
         RuntimeError: When a gold plan does not finish (a bug in the task generator).
     """
+    if processes > 1 and len(tasks) > 1:
+        size = math.ceil(len(tasks) / processes)
+        shares = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+        with ProcessPoolExecutor(len(shares)) as pool:
+            played = pool.map(_demonstrate, shares, [tokenizer] * len(shares), [max_steps] * len(shares))
+            return [demo for share in played for demo in share]
+    return _demonstrate(tasks, tokenizer, max_steps)
+
+
+def _demonstrate(tasks: Sequence[Task], tokenizer: Any, max_steps: int) -> list[Demonstration]:
     demonstrations = []
     with tempfile.TemporaryDirectory(prefix="agentkit-demo-") as root:
         # The real clock would give every episode of a run the same minute, which a small model then memorises.

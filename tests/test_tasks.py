@@ -104,3 +104,12 @@ def test_time_demonstrations_each_read_a_clock_of_their_own(tiny_dir: Path):
         assert observed[:16] in demo.text[demo.learned[-1][0] :]  # the gold answer repeats that time
     assert len(minutes) == len(tasks)  # the system clock would give them all the same minute
     assert demonstrate(tasks[:1], tokenizer)[0].text == demonstrate(tasks[:1], tokenizer)[0].text
+
+
+def test_demonstrations_played_in_several_processes_are_the_same_and_in_order(tiny_dir: Path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    tasks = generate_tasks(30, seed=6)
+    alone = demonstrate(tasks, tokenizer)
+    shared = demonstrate(tasks, tokenizer, processes=4)
+    assert [d.task for d in shared] == tasks
+    assert [(d.text, d.learned) for d in shared] == [(d.text, d.learned) for d in alone]
