@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,11 @@ _DAMAGED = (
 
 class MemoryStoreError(AgentkitError, RuntimeError):
     """The memory store failed during an operation (a server that went away, a disk error); nothing was stored."""
+
+
+# chromadb keeps one System per client identity in a class-level registry, which it fills without a lock: clients
+# created from several threads at once (episodes evaluated concurrently, each with a memory of its own) race there.
+_CLIENTS = threading.Lock()
 
 
 def default_memory_path() -> Path:
@@ -87,7 +93,8 @@ def persistent_client(path: str | os.PathLike[str]) -> ClientAPI:
     from chromadb.errors import ChromaError
 
     try:
-        return chromadb.PersistentClient(path=str(folder), settings=settings)
+        with _CLIENTS:
+            return chromadb.PersistentClient(path=str(folder), settings=settings)
     except ChromaError as exc:
         raise ConfigError(f"Cannot open the memory store at {str(folder)!r}: {exc}. {_DAMAGED}") from exc
     except ValueError as exc:  # the same folder already opened in this process with other settings
@@ -101,7 +108,8 @@ def ephemeral_client() -> ClientAPI:
     settings = _settings()
     import chromadb
 
-    return chromadb.EphemeralClient(settings=settings)
+    with _CLIENTS:
+        return chromadb.EphemeralClient(settings=settings)
 
 
 def http_client(host: str, port: int, *, ssl: bool = False, headers: dict[str, str] | None = None) -> ClientAPI:

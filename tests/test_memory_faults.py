@@ -262,3 +262,19 @@ def test_every_add_that_returned_before_a_sigkill_is_there_after_restart(embedde
     assert [r.id for r in reopened.get(returned)] == returned
     last = reopened.get([returned[-1]])[0]
     assert reopened.search(last.text, k=1)[0].record.id == last.id  # the vector index has it too
+
+
+def test_memories_opened_from_several_threads_at_once_all_open():
+    # chromadb registers clients without a lock; a fresh process shows the race (before the fix: KeyError
+    # 'ephemeral' or "Could not connect to tenant" in most runs), so the check runs in one.
+    script = textwrap.dedent(
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        from agentkit.memory.store import ephemeral_client
+        with ThreadPoolExecutor(8) as pool:
+            print(sum(pool.map(lambda _: ephemeral_client().heartbeat() > 0, range(16))))
+        """
+    )
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0 and done.stdout.split() == ["16"], done.stderr[-2000:]
