@@ -1,7 +1,8 @@
 """A Gymnasium-style environment over a task set, and user task files.
 
 `TaskEnv` has Gymnasium's shape without depending on it: ``reset(seed=...)`` picks a task and returns its question
-and an ``info`` dict (the `Task`, a fresh workspace folder holding the task's files); ``step(action)`` takes the
+and an ``info`` dict (the `Task`, a fresh workspace folder holding the task's files, a fresh long-term memory holding
+its memories); ``step(action)`` takes the
 agent's episode (an `AgentResult`) or a bare answer string and returns ``(observation, reward, terminated,
 truncated, info)`` with the task checker's reward. One episode of the agent is one step of the environment::
 
@@ -13,7 +14,8 @@ truncated, info)`` with the task checker's reward. One episode of the agent is o
     _, reward, terminated, truncated, info = env.step(result)
 
 Task files are JSON lines, one task per line: ``{"question": ..., "expected": ..., "checker": "number" | "contains"
-| "exact" | "regex"}`` with optional ``"category"``, ``"files"`` (workspace path to text) and ``"id"``; lines that
+| "exact" | "regex"}`` with optional ``"category"``, ``"files"`` (workspace path to text), ``"memories"`` (facts
+long-term memory holds before the episode) and ``"id"``; lines that
 `agentkit.tasks.save_tasks` wrote load too.
 """
 
@@ -36,6 +38,8 @@ from agentkit.tasks import Split, Task, generate_tasks
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
+
+    from agentkit.memory import ChromaMemory
 
 __all__ = ["CHECKERS", "TaskEnv", "UserTask", "load_task_file"]
 
@@ -138,9 +142,20 @@ def _parse(data: object) -> Task:
         parts = PurePosixPath(name).parts
         if not parts or name.startswith(("/", "\\")) or ".." in parts:
             raise ValueError(f"file path {name!r} must be relative and stay inside the workspace")
+    memories = data.get("memories", [])
+    if not isinstance(memories, list) or not all(isinstance(m, str) and m.strip() for m in memories):
+        raise ValueError("'memories' must be a list of non-empty strings")
     category = str(data.get("category", "custom"))
     default_id = hashlib.sha256(f"{category}:{question}:{checker}:{expected}".encode()).hexdigest()[:12]
-    return UserTask(str(data.get("id", default_id)), category, question, expected, files=files, checker=checker)
+    return UserTask(
+        str(data.get("id", default_id)),
+        category,
+        question,
+        expected,
+        files=files,
+        memories=tuple(memories),
+        checker=checker,
+    )
 
 
 class TaskEnv:
@@ -162,6 +177,7 @@ class TaskEnv:
         self.shuffle = shuffle
         self.task: Task | None = None
         self.workspace: Path | None = None
+        self.memory: ChromaMemory | None = None
         self._rng = random.Random(seed)
         self._order: list[int] = []
 
@@ -185,8 +201,9 @@ class TaskEnv:
             options: ``{"task_id": id}`` picks that task instead.
 
         Returns:
-            The task's question, and info: ``task``, ``task_id``, ``category`` and ``workspace`` (a fresh folder
-            holding the task's files, for the agent's file tools; see `tools`).
+            The task's question, and info: ``task``, ``task_id``, ``category``, ``workspace`` (a fresh folder
+            holding the task's files, for the agent's file tools) and ``memory`` (a fresh long-term memory holding
+            the task's memories, for `remember` and `recall`); `tools` binds the tools to both.
 
         Raises:
             KeyError: When ``options["task_id"]`` names no task.
@@ -207,11 +224,10 @@ class TaskEnv:
                     self._rng.shuffle(self._order)
             self.task = self.tasks[self._order.pop()]
         self._clean()
+        from agentkit.demonstrations import task_world
+
         self.workspace = Path(tempfile.mkdtemp(prefix="agentkit-env-"))
-        for name, text in self.task.files.items():
-            target = self.workspace / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+        self.memory = task_world(self.task, self.workspace)
         return self.task.question, self._info()
 
     def step(self, action: AgentResult | str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -239,7 +255,7 @@ class TaskEnv:
         return self.task.question, float(success), not truncated, truncated, info
 
     def tools(self) -> list[BaseTool]:
-        """The built-in tools, their file tools confined to the current task's workspace.
+        """The built-in tools, confined to the current task's workspace and memory.
 
         Raises:
             RuntimeError: When called before `reset`.
@@ -248,7 +264,7 @@ class TaskEnv:
             raise RuntimeError("Call reset() before tools(): the workspace is made per task.")
         from agentkit.demonstrations import agent_tools
 
-        return agent_tools(self.workspace)
+        return agent_tools(self.workspace, memory=self.memory)
 
     def close(self) -> None:
         """Remove the current workspace."""
@@ -263,9 +279,16 @@ class TaskEnv:
 
     def _info(self) -> dict[str, Any]:
         assert self.task is not None  # callers check
-        return {"task": self.task, "task_id": self.task.id, "category": self.task.category, "workspace": self.workspace}
+        return {
+            "task": self.task,
+            "task_id": self.task.id,
+            "category": self.task.category,
+            "workspace": self.workspace,
+            "memory": self.memory,
+        }
 
     def _clean(self) -> None:
         if self.workspace is not None:
             shutil.rmtree(self.workspace, ignore_errors=True)
             self.workspace = None
+        self.memory = None

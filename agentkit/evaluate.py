@@ -1,7 +1,8 @@
 """Evaluate an agent on tasks: success per category, well-formed actions, steps, tokens and time.
 
-Each task runs as a full episode of the real agent, in a workspace of its own that holds the task's files, and is
-judged by the task's checker. Episodes run on a few threads at once, so a local model batches their generate calls.
+Each task runs as a full episode of the real agent, with a workspace of its own that holds the task's files and a
+long-term memory of its own that holds the task's memories, and is judged by the task's checker. Episodes run on a
+few threads at once, so a local model batches their generate calls.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from agentkit.agent import Agent
-from agentkit.demonstrations import agent_tools
+from agentkit.demonstrations import agent_tools, task_world
 from agentkit.hooks import Hook
 from agentkit.steps import AgentResult, FormatError
 from agentkit.tasks import Task
@@ -102,11 +103,7 @@ def _score(outcomes: Sequence[TaskOutcome]) -> CategoryScore:
 
 def _run_one(llm: BaseChatModel, task: Task, max_steps: int, hooks: Sequence[Hook]) -> tuple[Task, AgentResult]:
     with tempfile.TemporaryDirectory(prefix="agentkit-eval-") as root:
-        for path, text in task.files.items():
-            target = Path(root, path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        agent = Agent(llm=llm, tools=agent_tools(root), max_steps=max_steps, hooks=hooks)
+        agent = Agent(llm=llm, tools=agent_tools(root, memory=task_world(task, root)), max_steps=max_steps, hooks=hooks)
         return task, agent.invoke(task.question)
 
 

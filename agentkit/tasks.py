@@ -1,15 +1,22 @@
 """Generated tasks for the built-in tools: what the default model is trained on and evaluated with.
 
-Every task has a question, the files its workspace needs, a gold plan (the tool calls a good agent makes, one per
-step, each able to use the results before it) and a checker. Categories:
+Every task has a question, the files its workspace and the facts its long-term memory need, a gold plan (the tool
+calls a good agent makes, one per step, each able to use the results before it) and a checker. Categories:
 
 * ``arithmetic-1``, ``arithmetic-2``, ``arithmetic-3``: word problems of one to three calculator steps;
 * ``time``: the current time, date or weekday somewhere (`current_time`);
 * ``file``: what a file in the workspace says (`read_file`);
+* ``remember``: the user states a fact about themselves, which the agent stores (`remember`);
+* ``recall``: the user asks for such a fact, which long-term memory holds among others (`recall`);
 * ``chat``: greetings and questions about the agent, which need no tool.
 
-Training and held-out tasks never share a question: a task is held out when a hash of its question says so, and
-`generate_tasks` draws each split from its own side of that line, whatever the seeds.
+The memory categories (`MEMORY_CATEGORIES`) are drawn only when named in ``weights``: the shipped default model is
+not trained on them (see the README's default-model section for why), but an agent on a real model can be evaluated
+on them, with the real memory tools.
+
+Training and held-out tasks never share a task: one is held out when a hash of its question (for recall,
+with the memories it is asked of) says so, and `generate_tasks` draws each split from its own side of that line,
+whatever the seeds.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from agentkit.steps import Action, AgentResult, Observation
 
 __all__ = [
     "CATEGORIES",
+    "MEMORY_CATEGORIES",
     "MULTI_STEP",
     "PlannedCall",
     "Split",
@@ -38,9 +46,13 @@ __all__ = [
 Split = Literal["train", "heldout"]
 
 CATEGORIES: tuple[str, ...] = ("arithmetic-1", "arithmetic-2", "arithmetic-3", "time", "file", "chat")
+"""What `generate_tasks` draws by default: the tasks of the built-in tools the shipped default model was trained on."""
+MEMORY_CATEGORIES: tuple[str, ...] = ("remember", "recall")
+"""Tasks for the `remember` and `recall` tools, drawn only when asked for by name (see `generate_tasks`)."""
 MULTI_STEP: tuple[str, ...] = ("arithmetic-2", "arithmetic-3")
 _HELDOUT_EVERY = 5  # one question in five is held out
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_FACT = re.compile(r"The user's (?P<subject>.+?) is (?:called )?(?P<value>.+)\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +69,15 @@ class Task:
 
     Attributes:
         id: A stable id derived from the question.
-        category: One of `CATEGORIES`.
+        category: One of `CATEGORIES` or `MEMORY_CATEGORIES`.
         question: What the user asks.
         expected: The expected answer: a number for arithmetic, the time zone for time, the file's text for file,
-            and empty for chat.
+            the fact to store for remember (``"The user's sister is called Lena."``), the fact's value for recall,
+            and the user's name (or nothing) for chat.
         plan: The gold tool calls, in order.
         final: The gold answer, with ``{r0}``, ``{r1}``, ... for the results.
         files: Files the workspace must hold, path to text.
+        memories: Facts long-term memory must hold before the episode.
     """
 
     id: str
@@ -73,13 +87,15 @@ class Task:
     plan: tuple[PlannedCall, ...] = ()
     final: str = ""
     files: Mapping[str, str] = field(default_factory=dict)
+    memories: tuple[str, ...] = ()
 
     def check(self, result: AgentResult) -> bool:
         """Whether an episode solved this task.
 
         Arithmetic: the last number in the answer equals the expected value. Time: `current_time` was called for
         the expected zone and the answer repeats the time it returned, to the minute. File: the answer contains the
-        file's text. Chat: an answer without any tool call, naming the person the user named.
+        file's text. Remember: `remember` stored a text naming the fact's subject and value (any wording). Recall:
+        the answer contains the fact's value. Chat: an answer without any tool call, naming the person the user named.
         """
         answer = result.answer or ""
         if result.status != "finished" or not answer.strip():
@@ -94,8 +110,10 @@ class Task:
                 step.content[:16] in answer and _zone_asked(result, step) == self.expected
                 for step in result.observations
             )
-        if self.category == "file":
+        if self.category in ("file", "recall"):
             return self.expected in answer
+        if self.category == "remember":
+            return _stored(result, self.expected)
         return self.expected in answer and not any(isinstance(step, Action) for step in result.steps)
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +126,7 @@ class Task:
             "plan": [{"tool": c.tool, "args": dict(c.args)} for c in self.plan],
             "final": self.final,
             "files": dict(self.files),
+            "memories": list(self.memories),
         }
 
     @classmethod
@@ -121,6 +140,7 @@ class Task:
             plan=tuple(PlannedCall(c["tool"], dict(c["args"])) for c in data.get("plan", ())),
             final=str(data.get("final", "")),
             files=dict(data.get("files", {})),
+            memories=tuple(str(m) for m in data.get("memories", ())),
         )
 
 
@@ -129,6 +149,21 @@ def _zone_asked(result: AgentResult, observation: Observation) -> str | None:
         if isinstance(step, Action) and step.call_id == observation.call_id and step.tool == "current_time":
             return str(step.args.get("timezone", "UTC"))
     return None
+
+
+def _stored(result: AgentResult, fact: str) -> bool:
+    """Whether a `remember` call that succeeded stored a text naming the fact's subject and value."""
+    parts = _FACT.fullmatch(fact)
+    if parts is None:
+        raise ValueError(f'Not a fact of the form "The user\'s X is Y.": {fact!r}.')
+    stored = {o.call_id for o in result.observations if o.ok}
+    return any(
+        isinstance(step, Action)
+        and step.tool == "remember"
+        and step.call_id in stored
+        and all(part.lower() in str(step.args.get("text", "")).lower() for part in parts.group("subject", "value"))
+        for step in result.steps
+    )
 
 
 # -- generators -------------------------------------------------------------------------------------------------------
@@ -316,6 +351,69 @@ def _file(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]:
     return question, text, (PlannedCall("read_file", {"path": path}),), f"{path} says: {{r0}}"
 
 
+_RELATIONS = ("sister", "brother", "dog", "cat", "boss", "neighbour", "best friend", "son", "daughter", "teacher")
+_FAVOURITES = {
+    "colour": ("red", "green", "blue", "yellow", "purple", "orange"),
+    "city": ("Paris", "Tokyo", "Lisbon", "Cairo", "Seoul", "Toronto"),
+    "food": ("pizza", "sushi", "pasta", "curry", "soup", "tacos"),
+    "sport": ("tennis", "football", "chess", "swimming", "cycling", "golf"),
+}
+
+
+def _fact(rng: random.Random, avoid: set[str]) -> tuple[str, str, str]:
+    """A fact about the user on a subject not in `avoid`: ``(subject, value, "The user's <subject> is ...")``."""
+    while True:
+        if rng.random() < 0.5:
+            subject, value = rng.choice(_RELATIONS), rng.choice(_NAMES)
+            sentence = f"The user's {subject} is called {value}."
+        else:
+            topic = rng.choice(sorted(_FAVOURITES))
+            subject, value = f"favourite {topic}", rng.choice(_FAVOURITES[topic])
+            sentence = f"The user's {subject} is {value}."
+        if subject not in avoid:
+            return subject, value, sentence
+
+
+def _remember(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]:
+    _, _, sentence = _fact(rng, set())
+    said = sentence.removeprefix("The user's ").removesuffix(".")
+    question = rng.choice(
+        (
+            "Remember that my {}.",
+            "Please remember: my {}.",
+            "Note that my {}.",
+            "Keep in mind that my {}.",
+            "I want you to remember that my {}.",
+        )
+    ).format(said)
+    return question, sentence, (PlannedCall("remember", {"text": sentence}),), f"I will remember that your {said}."
+
+
+def _recall(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]:
+    """A fact to recall; `generate_tasks` stores it with one to three others (`_recall_memories`)."""
+    subject, value, sentence = _fact(rng, set())
+    question = rng.choice(
+        ("What is my {} called?", "What's my {}'s name?", "Do you remember my {}'s name?")
+        if sentence.endswith(f"called {value}.")
+        else ("What is my {}?", "Do you remember my {}?", "Tell me my {}.")
+    ).format(subject)
+    said = sentence.removeprefix("The user's ").removesuffix(".")
+    return question, value, (PlannedCall("recall", {"query": f"the user's {subject}"}),), f"Your {said}."
+
+
+def _recall_memories(rng: random.Random, subject: str, value: str) -> tuple[str, ...]:
+    """What memory holds for a recall task: its fact, among one to three facts on other subjects."""
+    verb = "is called" if subject in _RELATIONS else "is"
+    facts = [f"The user's {subject} {verb} {value}."]
+    avoid = {subject}
+    for _ in range(rng.randint(1, 3)):
+        other, _, sentence = _fact(rng, avoid)
+        avoid.add(other)
+        facts.append(sentence)
+    rng.shuffle(facts)
+    return tuple(facts)
+
+
 _CHAT = (
     ("Hi!", "Hello! How can I help you today?"),
     ("Hello", "Hello! How can I help you today?"),
@@ -346,6 +444,8 @@ _GENERATORS: dict[str, Generator] = {
     "arithmetic-3": _arith3,
     "time": _time,
     "file": _file,
+    "remember": _remember,
+    "recall": _recall,
     "chat": _chat,
 }
 
@@ -364,7 +464,8 @@ def generate_tasks(
         n: How many tasks.
         split: ``"train"`` or ``"heldout"``; no question is ever in both.
         seed: The random seed.
-        weights: Relative frequency of each category (default: equal). Categories left out are not drawn.
+        weights: Relative frequency of each category, from `CATEGORIES` and `MEMORY_CATEGORIES` (default: those
+            of `CATEGORIES`, equally). Categories left out are not drawn.
 
     Returns:
         The tasks, in the order drawn.
@@ -375,9 +476,10 @@ def generate_tasks(
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}.")
     chosen = dict(weights) if weights is not None else dict.fromkeys(CATEGORIES, 1.0)
-    unknown = sorted(set(chosen) - set(CATEGORIES))
+    known = (*CATEGORIES, *MEMORY_CATEGORIES)
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        raise ValueError(f"Unknown task categories {unknown}; expected some of {list(CATEGORIES)}.")
+        raise ValueError(f"Unknown task categories {unknown}; expected some of {list(known)}.")
     rng = random.Random(f"{seed}-{split}")
     names, shares = zip(*sorted(chosen.items()), strict=True)
     tasks: list[Task] = []
@@ -389,13 +491,17 @@ def generate_tasks(
             raise ValueError(f"Could not draw {n} distinct {split} tasks; ask for fewer.")
         category = rng.choices(names, shares)[0]
         question, expected, plan, final = _GENERATORS[category](rng)
-        key = f"{category}:{question}"
-        if key in seen or _split_of(question) != split:
+        subject = plan[0].args["query"].removeprefix("the user's ") if category == "recall" else ""
+        memories = _recall_memories(rng, subject, expected) if category == "recall" else ()
+        # A recall question is asked of many memories: the task is the question with what memory holds.
+        told = "\n".join((question, *memories))
+        key = f"{category}:{told}"
+        if key in seen or _split_of(told) != split:
             continue
         seen.add(key)
         files = {plan[0].args["path"]: expected} if category == "file" else {}
         task_id = hashlib.sha256(key.encode()).hexdigest()[:12]
-        tasks.append(Task(task_id, category, question, expected, plan, final, files))
+        tasks.append(Task(task_id, category, question, expected, plan, final, files, memories))
     return tasks
 
 

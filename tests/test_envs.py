@@ -57,6 +57,8 @@ def test_each_checker(tmp_path: Path, checker: str, expected: str, good: str, ba
         ({"question": "q", "expected": "x", "checker": "exact", "files": {"../x": "y"}}, "inside the workspace"),
         ({"question": "q", "expected": "x", "checker": "exact", "files": {"/etc/x": "y"}}, "inside the workspace"),
         ({"question": "q", "expected": "x", "checker": "exact", "files": ["a"]}, "'files' must map"),
+        ({"question": "q", "expected": "x", "checker": "exact", "memories": "a fact"}, "'memories' must be a list"),
+        ({"question": "q", "expected": "x", "checker": "exact", "memories": [""]}, "'memories' must be a list"),
     ],
 )
 def test_bad_task_files_name_the_line(tmp_path: Path, line: object, message: str) -> None:
@@ -116,6 +118,31 @@ def test_reset_step_loop_with_a_real_agent(tmp_path: Path) -> None:
         workspace = env.workspace
         _, reward, *_ = env.step("It is 42.")  # a bare answer string
     assert workspace is not None and not workspace.exists()  # closing removes the workspace
+
+
+def test_each_episode_gets_a_memory_of_its_own_holding_the_tasks_memories(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "t.jsonl",
+        {
+            "question": "What is my dog called?",
+            "expected": "Hugo",
+            "checker": "contains",
+            "memories": ["The user's dog is called Hugo.", "The user's favourite city is Lisbon."],
+        },
+    )
+    with TaskEnv.from_file(path) as env:
+        for _ in range(2):  # a second episode of the same task starts from the task's memories again
+            question, info = env.reset()
+            assert {h.record.text for h in info["memory"].search("dog", k=5)} == set(info["task"].memories)
+            replies = [
+                tool_reply(tool_call("remember", text="The user's cat is called Mia.")),
+                tool_reply(tool_call("recall", query="the user's dog")),
+                "Your dog is called Hugo.",
+            ]
+            result = Agent(ScriptedChatModel(responses=replies), tools=env.tools()).invoke(question)
+            assert "The user's dog is called Hugo." in result.observations[1].content
+            assert env.step(result)[1] == 1.0
+            assert len(info["memory"].search("pet", k=5)) == 3  # what the episode stored went to its own memory
 
 
 def test_seeds_replay_and_options_pick_a_task() -> None:

@@ -9,25 +9,41 @@ from transformers import AutoTokenizer
 
 from agentkit.demonstrations import END_OF_TURN, demonstrate
 from agentkit.steps import Action, AgentResult, Final, Observation
-from agentkit.tasks import CATEGORIES, Task, generate_tasks, load_tasks, save_tasks
+from agentkit.tasks import CATEGORIES, MEMORY_CATEGORIES, Task, generate_tasks, load_tasks, save_tasks
+
+EVERY = dict.fromkeys((*CATEGORIES, *MEMORY_CATEGORIES), 1.0)
 
 
 def _result(answer: str, *steps: object, status: str = "finished") -> AgentResult:
     return AgentResult(input="q", answer=answer, status=status, steps=[*steps, Final(len(steps) + 1, answer)])  # type: ignore[arg-type]
 
 
-def test_train_and_heldout_never_share_a_question():
-    train = {t.question for t in generate_tasks(3000, split="train", seed=1)}
-    heldout = {t.question for t in generate_tasks(300, split="heldout", seed=2)}
+def test_train_and_heldout_never_share_a_task():
+    train = {(t.question, t.memories) for t in generate_tasks(3000, split="train", seed=1, weights=EVERY)}
+    heldout = {(t.question, t.memories) for t in generate_tasks(300, split="heldout", seed=2, weights=EVERY)}
     assert not train & heldout
     assert len(heldout) == 300
+    # Apart from recall questions, asked of other memories, not even the question text is shared.
+    assert not {q for q, m in train if not m} & {q for q, m in heldout}
+
+
+def test_recall_tasks_hold_their_fact_among_others_on_other_subjects():
+    tasks = generate_tasks(60, seed=9, weights={"recall": 1.0})
+    assert len(tasks) > 20
+    for task in tasks:
+        [fact] = [m for m in task.memories if m.endswith(f" {task.expected}.")]
+        subject = task.plan[0].args["query"].removeprefix("the user's ")
+        assert fact.startswith(f"The user's {subject} ") and task.final.endswith(f"{task.expected}.")
+        assert 2 <= len(task.memories) <= 4
+        assert len({m.split(" is ")[0] for m in task.memories}) == len(task.memories)  # one fact per subject
 
 
 def test_generation_is_deterministic_and_covers_every_category():
     first, second = generate_tasks(200, seed=7), generate_tasks(200, seed=7)
     assert first == second
-    assert {t.category for t in first} == set(CATEGORIES)
+    assert {t.category for t in first} == set(CATEGORIES)  # memory tasks only when asked for
     assert generate_tasks(200, seed=8) != first
+    assert {t.category for t in generate_tasks(200, seed=7, weights=EVERY)} == set(EVERY)
 
 
 def test_weights_select_categories_and_bad_arguments_are_refused():
@@ -70,6 +86,26 @@ def test_file_and_chat_checkers():
     assert not chat.check(_result("Hello Anna!", called))
 
 
+def test_remember_checker_needs_a_stored_text_with_the_subject_and_the_value():
+    task = Task("t", "remember", "Remember that my sister is called Lena.", "The user's sister is called Lena.")
+
+    def stored(text: str, status: str = "ok") -> list[object]:
+        return [Action(1, "remember", {"text": text}, "c1"), Observation(1, "remember", "c1", "Remembered.", status)]  # type: ignore[arg-type]
+
+    assert task.check(_result("Noted.", *stored("The user's sister is called Lena.")))
+    assert task.check(_result("Noted.", *stored("My sister's name: lena")))  # any wording
+    assert not task.check(_result("Noted.", *stored("The user's brother is called Lena.")))
+    assert not task.check(_result("Noted.", *stored("The user's sister is called Emma.")))
+    assert not task.check(_result("Noted.", *stored("The user's sister is called Lena.", status="error")))
+    assert not task.check(_result("I will remember that your sister is called Lena."))  # said, never stored
+
+
+def test_recall_checker_reads_the_answer():
+    task = Task("t", "recall", "What is my dog called?", "Hugo", memories=("The user's dog is called Hugo.",))
+    assert task.check(_result("Your dog is called Hugo."))
+    assert not task.check(_result("Your dog is called Lena."))
+
+
 def test_tasks_round_trip_through_jsonl(tmp_path: Path):
     tasks = generate_tasks(30, seed=3)
     save_tasks(tasks, str(tmp_path / "tasks.jsonl"))
@@ -81,7 +117,7 @@ def test_tasks_round_trip_through_jsonl(tmp_path: Path):
 
 def test_gold_plans_run_through_the_real_agent_and_learn_only_model_turns(tiny_dir: Path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
-    tasks = [next(t for t in generate_tasks(200, seed=4) if t.category == c) for c in CATEGORIES]
+    tasks = [next(t for t in generate_tasks(200, seed=4, weights=EVERY) if t.category == c) for c in EVERY]
     demos = demonstrate(tasks, tokenizer)
     for demo in demos:
         assert len(demo.learned) == len(demo.task.plan) + 1  # one turn per tool call, then the answer
@@ -92,6 +128,14 @@ def test_gold_plans_run_through_the_real_agent_and_learn_only_model_turns(tiny_d
         assert demo.text.count("<tool_response>") == len(demo.task.plan)
     arithmetic = next(d for d in demos if d.task.category == "arithmetic-3")
     assert arithmetic.text[arithmetic.learned[-1][0] :].startswith(arithmetic.task.final.split("{")[0])
+    # Memory episodes ran against a real memory: recall shows every stored fact, remember reports the id it stored.
+    # Only they were offered the memory tools.
+    assert all(("\"name\": \"recall\"" in d.text) == (d.task.category in MEMORY_CATEGORIES) for d in demos)
+    recall = next(d for d in demos if d.task.category == "recall")
+    shown = recall.text.split("<tool_response>\n")[1].split("</tool_response>")[0]
+    assert all(f"- [fact] {fact} (score " in shown for fact in recall.task.memories)
+    remember = next(d for d in demos if d.task.category == "remember")
+    assert "Remembered (id " in remember.text.split("<tool_response>\n")[1]
 
 
 def test_time_demonstrations_each_read_a_clock_of_their_own(tiny_dir: Path):
