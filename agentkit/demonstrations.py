@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool
@@ -25,11 +25,14 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agentkit.agent import Agent
 from agentkit.llm.prompt import render_prompt
-from agentkit.tasks import Task
+from agentkit.tasks import MEMORY_CATEGORIES, Task
 from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
-from agentkit.tools import calculator, file_tools, make_current_time
+from agentkit.tools import calculator, file_tools, make_current_time, memory_tools
 
-__all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate"]
+if TYPE_CHECKING:
+    from agentkit.memory import ChromaMemory
+
+__all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate", "task_world"]
 
 END_OF_TURN = "<|im_end|>"
 """What closes a turn in the default model's (ChatML) template; learned after every reply so the model stops."""
@@ -53,15 +56,40 @@ class Demonstration:
 
 
 def agent_tools(
-    workspace: str | Path | None = None, clock: Callable[[dt.tzinfo], dt.datetime] | None = None
+    workspace: str | Path | None = None,
+    clock: Callable[[dt.tzinfo], dt.datetime] | None = None,
+    memory: ChromaMemory | None = None,
 ) -> list[BaseTool]:
     """The built-in tools in the order the default model was trained with.
 
     Args:
         workspace: The folder the file tools work in; None means ``AGENTKIT_WORKSPACE`` or the current directory.
         clock: What `current_time` reads (see `agentkit.tools.make_current_time`); None is the system clock.
+        memory: A long-term memory: `remember` and `recall` on it come last. None leaves them out, as the shipped
+            default model was trained without them.
     """
-    return [calculator, make_current_time(clock), *file_tools(workspace)]
+    tools = [calculator, make_current_time(clock), *file_tools(workspace)]
+    return tools if memory is None else [*tools, *memory_tools(memory)]
+
+
+def task_world(task: Task, workspace: str | Path) -> ChromaMemory | None:
+    """Set a task's world up: its files written into `workspace` and, for a task that uses memory, a fresh memory.
+
+    Returns:
+        For a memory task (a category of `MEMORY_CATEGORIES`, or memories to hold), a memory of its own in this
+        process holding the task's memories, for `agent_tools`; None for the others.
+    """
+    for path, text in task.files.items():
+        target = Path(workspace, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    if task.category not in MEMORY_CATEGORIES and not task.memories:
+        return None
+    from agentkit.memory import ChromaMemory
+
+    memory = ChromaMemory.ephemeral()
+    memory.add_many(list(task.memories))
+    return memory
 
 
 def _instant(task: Task) -> dt.datetime:
@@ -118,14 +146,10 @@ def _demonstrate(tasks: Sequence[Task], tokenizer: Any, max_steps: int) -> list[
     with tempfile.TemporaryDirectory(prefix="agentkit-demo-") as root:
         # The real clock would give every episode of a run the same minute, which a small model then memorises.
         now: list[dt.datetime] = []
-        tools = agent_tools(root, clock=lambda zone: now[0].astimezone(zone))  # noqa: PLW0108 (set per task)
-        schemas = [convert_to_openai_tool(t) for t in tools]
         for task in tasks:
             now[:] = [_instant(task)]
-            for path, text in task.files.items():
-                target = Path(root, path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+            tools = agent_tools(root, lambda zone: now[0].astimezone(zone), task_world(task, root))  # noqa: PLW0108
+            schemas = [convert_to_openai_tool(t) for t in tools]
             teacher = ScriptedChatModel(responses=[_teacher(task)] * (len(task.plan) + 1))
             result = Agent(llm=teacher, tools=tools, max_steps=max_steps).invoke(task.question)
             if result.status != "finished" or not task.check(result):

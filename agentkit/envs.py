@@ -1,8 +1,8 @@
 """A Gymnasium-style environment over a task set, and user task files.
 
 `TaskEnv` has Gymnasium's shape without depending on it: ``reset(seed=...)`` picks a task and returns its question
-and an ``info`` dict (the `Task`, a fresh workspace folder holding the task's files, a fresh long-term memory holding
-its memories); ``step(action)`` takes the
+and an ``info`` dict (the `Task`, a fresh workspace folder holding the task's files and, for a memory task, a fresh
+long-term memory holding its memories); ``step(action)`` takes the
 agent's episode (an `AgentResult`) or a bare answer string and returns ``(observation, reward, terminated,
 truncated, info)`` with the task checker's reward. One episode of the agent is one step of the environment::
 
@@ -202,8 +202,9 @@ class TaskEnv:
 
         Returns:
             The task's question, and info: ``task``, ``task_id``, ``category``, ``workspace`` (a fresh folder
-            holding the task's files, for the agent's file tools) and ``memory`` (a fresh long-term memory holding
-            the task's memories, for `remember` and `recall`); `tools` binds the tools to both.
+            holding the task's files, for the agent's file tools) and ``memory`` (for a memory task, a fresh
+            long-term memory holding the task's memories, for `remember` and `recall`; else None); `tools` binds
+            the tools to both.
 
         Raises:
             KeyError: When ``options["task_id"]`` names no task.
@@ -255,7 +256,7 @@ class TaskEnv:
         return self.task.question, float(success), not truncated, truncated, info
 
     def tools(self) -> list[BaseTool]:
-        """The built-in tools, confined to the current task's workspace and memory.
+        """The built-in tools, confined to the current task's workspace; `remember` and `recall` for a memory task.
 
         Raises:
             RuntimeError: When called before `reset`.

@@ -167,3 +167,18 @@ def test_user_tasks_work_in_evaluate(tmp_path: Path) -> None:
     llm = ScriptedChatModel(responses=[tool_reply(tool_call("calculator", expression="6 * 7")), "6 times 7 is 42."])
     report = evaluate(llm, load_task_file(path), concurrency=1)
     assert report.overall.success == 1.0 and report.categories["custom"].n == 1
+
+
+def test_memory_tasks_are_evaluated_with_the_memory_tools_on_their_own_memories() -> None:
+    recalls = generate_tasks(2, split="heldout", seed=0, weights={"recall": 1.0})
+    remember = generate_tasks(1, split="heldout", seed=0, weights={"remember": 1.0})[0]
+    arithmetic = generate_tasks(1, split="heldout", seed=0, weights={"arithmetic-1": 1.0})[0]
+    replies: list[object] = []
+    for task in recalls:  # the gold answer is only right when recall showed the task's own memories
+        replies += [tool_reply(tool_call("recall", query=task.plan[0].args["query"])), task.final]
+    replies += [tool_reply(tool_call("remember", text=remember.expected)), "Noted.", "I would rather not."]
+    llm = ScriptedChatModel(responses=replies)
+    report = evaluate(llm, [*recalls, remember, arithmetic], concurrency=1)  # one at a time: the script is in order
+    assert [o.success for o in report.outcomes] == [True, True, True, False]
+    assert all(fact in str(llm.calls[1].messages[-1].content) for fact in recalls[0].memories)
+    assert "recall" in llm.calls[0].tools and "recall" not in llm.calls[-1].tools  # memory tools for memory tasks
