@@ -106,6 +106,12 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tasks", default=None, help="a JSONL task file (default: generated held-out tasks)")
     ev.add_argument("--n", type=int, default=180, help="generated tasks to draw (default: 180)")
     ev.add_argument("--seed", type=int, default=0, help="seed for the generated tasks (default: 0)")
+    ev.add_argument(
+        "--categories",
+        default=None,
+        help="comma-separated categories of generated tasks, drawn equally; remember and recall (memory tasks, with "
+        "the memory tools) only when named (default: the built-in tools' six)",
+    )
     ev.add_argument("--out", default="eval-results", help="folder for summary.json and success.png")
     ev.add_argument("--concurrency", type=int, default=4, help="episodes run at once (default: 4)")
 
@@ -244,7 +250,15 @@ def _eval(args: argparse.Namespace) -> int:
     from agentkit.evaluate import evaluate, plot_report, save_report
     from agentkit.tasks import generate_tasks
 
-    tasks = load_task_file(args.tasks) if args.tasks else generate_tasks(args.n, split="heldout", seed=args.seed)
+    weights = None if args.categories is None else dict.fromkeys(args.categories.replace(" ", "").split(","), 1.0)
+    try:
+        tasks = (
+            load_task_file(args.tasks)
+            if args.tasks
+            else generate_tasks(args.n, split="heldout", seed=args.seed, weights=weights)
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     llm = _load(args)
     with tqdm(total=len(tasks), desc="eval", unit="task") as bar:
         report = evaluate(

@@ -156,6 +156,19 @@ def test_eval_writes_a_json_summary_and_a_chart(default_home: Path, tmp_path: Pa
     assert (tmp_path / "report" / "success.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_eval_draws_the_categories_named_memory_ones_included(
+    default_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "report"
+    assert main(["eval", "--categories", "recall, remember", "--n", "4", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n"] == 4 and set(summary["categories"]) == {"recall", "remember"}
+    capsys.readouterr()
+    assert main(["eval", "--categories", "poetry", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agentkit: error: Unknown task categories ['poetry']") and "'recall'" in err
+
+
 def test_no_default_model_is_one_line_saying_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
