@@ -130,7 +130,7 @@ def test_gold_plans_run_through_the_real_agent_and_learn_only_model_turns(tiny_d
     assert arithmetic.text[arithmetic.learned[-1][0] :].startswith(arithmetic.task.final.split("{")[0])
     # Memory episodes ran against a real memory: recall shows every stored fact, remember reports the id it stored.
     # Only they were offered the memory tools.
-    assert all(("\"name\": \"recall\"" in d.text) == (d.task.category in MEMORY_CATEGORIES) for d in demos)
+    assert all(('"name": "recall"' in d.text) == (d.task.category in MEMORY_CATEGORIES) for d in demos)
     recall = next(d for d in demos if d.task.category == "recall")
     shown = recall.text.split("<tool_response>\n")[1].split("</tool_response>")[0]
     assert all(f"- [fact] {fact} (score " in shown for fact in recall.task.memories)
