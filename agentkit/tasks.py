@@ -68,7 +68,7 @@ class Task:
     """One task with its gold plan and checker.
 
     Attributes:
-        id: A stable id derived from the question.
+        id: A stable id derived from the question (for recall, with its memories).
         category: One of `CATEGORIES` or `MEMORY_CATEGORIES`.
         question: What the user asks.
         expected: The expected answer: a number for arithmetic, the time zone for time, the file's text for file,
