@@ -72,12 +72,19 @@ def agent_tools(
     return tools if memory is None else [*tools, *memory_tools(memory)]
 
 
-def task_world(task: Task, workspace: str | Path) -> ChromaMemory | None:
-    """Set a task's world up: its files written into `workspace` and, for a task that uses memory, a fresh memory.
+def task_world(task: Task, workspace: str | Path, reuse: ChromaMemory | None = None) -> ChromaMemory | None:
+    """Set a task's world up: its files written into `workspace` and, for a task that uses memory, its memory.
+
+    Args:
+        task: The task.
+        workspace: A folder of the task's own.
+        reuse: A memory of an earlier task to empty and reuse; None opens a fresh one in this process. Callers that
+            run many tasks reuse one per concurrent episode: chromadb never gives back the 2.5 MB or so that each
+            in-process collection costs, even once deleted.
 
     Returns:
-        For a memory task (a category of `MEMORY_CATEGORIES`, or memories to hold), a memory of its own in this
-        process holding the task's memories, for `agent_tools`; None for the others.
+        For a memory task (a category of `MEMORY_CATEGORIES`, or memories to hold), a memory holding only the
+        task's memories, for `agent_tools`; None for the others.
     """
     for path, text in task.files.items():
         target = Path(workspace, path)
@@ -85,9 +92,13 @@ def task_world(task: Task, workspace: str | Path) -> ChromaMemory | None:
         target.write_text(text, encoding="utf-8")
     if task.category not in MEMORY_CATEGORIES and not task.memories:
         return None
-    from agentkit.memory import ChromaMemory
+    if reuse is None:
+        from agentkit.memory import ChromaMemory
 
-    memory = ChromaMemory.ephemeral()
+        memory = ChromaMemory.ephemeral()
+    else:
+        memory = reuse
+        memory.forget(namespace=memory.namespace)
     memory.add_many(list(task.memories))
     return memory
 
@@ -146,9 +157,12 @@ def _demonstrate(tasks: Sequence[Task], tokenizer: Any, max_steps: int) -> list[
     with tempfile.TemporaryDirectory(prefix="agentkit-demo-") as root:
         # The real clock would give every episode of a run the same minute, which a small model then memorises.
         now: list[dt.datetime] = []
+        spare: ChromaMemory | None = None
         for task in tasks:
             now[:] = [_instant(task)]
-            tools = agent_tools(root, lambda zone: now[0].astimezone(zone), task_world(task, root))  # noqa: PLW0108
+            world = task_world(task, root, spare)
+            spare = world if world is not None else spare
+            tools = agent_tools(root, lambda zone: now[0].astimezone(zone), world)  # noqa: PLW0108 (set per task)
             schemas = [convert_to_openai_tool(t) for t in tools]
             teacher = ScriptedChatModel(responses=[_teacher(task)] * (len(task.plan) + 1))
             result = Agent(llm=teacher, tools=tools, max_steps=max_steps).invoke(task.question)

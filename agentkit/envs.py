@@ -178,6 +178,7 @@ class TaskEnv:
         self.task: Task | None = None
         self.workspace: Path | None = None
         self.memory: ChromaMemory | None = None
+        self._spare: ChromaMemory | None = None  # reused by every memory task: chromadb never frees a collection
         self._rng = random.Random(seed)
         self._order: list[int] = []
 
@@ -228,7 +229,8 @@ class TaskEnv:
         from agentkit.demonstrations import task_world
 
         self.workspace = Path(tempfile.mkdtemp(prefix="agentkit-env-"))
-        self.memory = task_world(self.task, self.workspace)
+        self.memory = task_world(self.task, self.workspace, self._spare)
+        self._spare = self.memory if self.memory is not None else self._spare
         return self.task.question, self._info()
 
     def step(self, action: AgentResult | str) -> tuple[str, float, bool, bool, dict[str, Any]]:

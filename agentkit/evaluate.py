@@ -8,6 +8,7 @@ checker. Episodes run on a few threads at once, so a local model batches their g
 from __future__ import annotations
 
 import json
+import queue
 import statistics
 import tempfile
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 
@@ -23,6 +25,9 @@ from agentkit.demonstrations import agent_tools, task_world
 from agentkit.hooks import Hook
 from agentkit.steps import AgentResult, FormatError
 from agentkit.tasks import Task
+
+if TYPE_CHECKING:
+    from agentkit.memory import ChromaMemory
 
 __all__ = ["CategoryScore", "EvalReport", "TaskOutcome", "evaluate", "plot_report", "save_report"]
 
@@ -101,10 +106,22 @@ def _score(outcomes: Sequence[TaskOutcome]) -> CategoryScore:
     )
 
 
-def _run_one(llm: BaseChatModel, task: Task, max_steps: int, hooks: Sequence[Hook]) -> tuple[Task, AgentResult]:
+def _run_one(
+    llm: BaseChatModel, task: Task, max_steps: int, hooks: Sequence[Hook], spares: queue.SimpleQueue[ChromaMemory]
+) -> tuple[Task, AgentResult]:
+    try:
+        spare = spares.get_nowait()
+    except queue.Empty:
+        spare = None
     with tempfile.TemporaryDirectory(prefix="agentkit-eval-") as root:
-        agent = Agent(llm=llm, tools=agent_tools(root, memory=task_world(task, root)), max_steps=max_steps, hooks=hooks)
-        return task, agent.invoke(task.question)
+        world = task_world(task, root, spare)
+        try:
+            agent = Agent(llm=llm, tools=agent_tools(root, memory=world), max_steps=max_steps, hooks=hooks)
+            return task, agent.invoke(task.question)
+        finally:
+            kept = world if world is not None else spare
+            if kept is not None:
+                spares.put(kept)  # at most one memory per concurrent episode, whatever the task count
 
 
 def evaluate(
@@ -140,8 +157,9 @@ def evaluate(
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}.")
     started = time.monotonic()
     outcomes: list[TaskOutcome] = []
+    spares: queue.SimpleQueue[ChromaMemory] = queue.SimpleQueue()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for task, result in pool.map(lambda t: _run_one(llm, t, max_steps, hooks), tasks):
+        for task, result in pool.map(lambda t: _run_one(llm, t, max_steps, hooks, spares), tasks):
             outcomes.append(
                 TaskOutcome(
                     task_id=task.id,

@@ -182,3 +182,33 @@ def test_memory_tasks_are_evaluated_with_the_memory_tools_on_their_own_memories(
     assert [o.success for o in report.outcomes] == [True, True, True, False]
     assert all(fact in str(llm.calls[1].messages[-1].content) for fact in recalls[0].memories)
     assert "recall" in llm.calls[0].tools and "recall" not in llm.calls[-1].tools  # memory tools for memory tasks
+
+
+def test_many_memory_tasks_reuse_one_memory_per_concurrent_episode(monkeypatch: pytest.MonkeyPatch) -> None:
+    # chromadb keeps every in-process collection's memory (about 2.5 MB) even once deleted, so memories are reused:
+    # emptied, then given the next task's facts.
+    from agentkit.memory import ChromaMemory
+
+    opened: list[ChromaMemory] = []
+    real = ChromaMemory.ephemeral.__func__  # type: ignore[attr-defined]
+
+    def ephemeral(cls: type[ChromaMemory], **settings: object) -> ChromaMemory:  # counts, then opens a real one
+        opened.append(real(cls, **settings))
+        return opened[-1]
+
+    monkeypatch.setattr(ChromaMemory, "ephemeral", classmethod(ephemeral))
+    tasks = generate_tasks(6, split="heldout", seed=1, weights={"recall": 1.0})
+    replies: list[object] = []
+    for task in tasks:
+        replies += [tool_reply(tool_call("recall", query=task.plan[0].args["query"])), task.final]
+    llm = ScriptedChatModel(responses=replies)
+    report = evaluate(llm, tasks, concurrency=1)
+    assert report.overall.success == 1.0 and len(opened) == 1
+    for task, call in zip(tasks, llm.calls[1::2], strict=True):  # each recall showed its own task's facts only
+        shown = str(call.messages[-1].content)
+        assert shown.count("- [fact]") == len(task.memories) and all(f in shown for f in task.memories)
+    with TaskEnv(tasks) as env:
+        for _ in range(3):
+            env.reset()
+            assert env.memory is not None and env.memory.count() == len(env.task.memories)  # type: ignore[union-attr]
+    assert len(opened) == 2
