@@ -1,8 +1,8 @@
 """A Gymnasium-style environment over a task set, and user task files.
 
 `TaskEnv` has Gymnasium's shape without depending on it: ``reset(seed=...)`` picks a task and returns its question
-and an ``info`` dict (the `Task`, a fresh workspace folder holding the task's files and, for a memory task, a fresh
-long-term memory holding its memories); ``step(action)`` takes the
+and an ``info`` dict (the `Task`, a fresh workspace folder holding the task's files and, for a memory task, a
+long-term memory holding only its memories); ``step(action)`` takes the
 agent's episode (an `AgentResult`) or a bare answer string and returns ``(observation, reward, terminated,
 truncated, info)`` with the task checker's reward. One episode of the agent is one step of the environment::
 
@@ -203,9 +203,9 @@ class TaskEnv:
 
         Returns:
             The task's question, and info: ``task``, ``task_id``, ``category``, ``workspace`` (a fresh folder
-            holding the task's files, for the agent's file tools) and ``memory`` (for a memory task, a fresh
-            long-term memory holding the task's memories, for `remember` and `recall`; else None); `tools` binds
-            the tools to both.
+            holding the task's files, for the agent's file tools) and ``memory`` (for a memory task, a long-term
+            memory holding only the task's memories, for `remember` and `recall`; else None). Memory tasks share
+            one memory object, emptied at each reset, as chromadb never frees one. `tools` binds the tools to both.
 
         Raises:
             KeyError: When ``options["task_id"]`` names no task.

@@ -1,8 +1,8 @@
 """Evaluate an agent on tasks: success per category, well-formed actions, steps, tokens and time.
 
 Each task runs as a full episode of the real agent, with a workspace of its own that holds the task's files (and,
-for a memory task, a long-term memory of its own that holds the task's memories), and is judged by the task's
-checker. Episodes run on a few threads at once, so a local model batches their generate calls.
+for a memory task, a long-term memory that holds only the task's memories), and is judged by the task's checker.
+Episodes run on a few threads at once, so a local model batches their generate calls.
 """
 
 from __future__ import annotations

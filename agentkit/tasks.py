@@ -360,18 +360,21 @@ _FAVOURITES = {
 }
 
 
+def _sentence(subject: str, value: str) -> str:
+    """How a fact is stored: ``"The user's sister is called Lena."``, ``"The user's favourite city is Paris."``."""
+    return f"The user's {subject} is {'called ' if subject in _RELATIONS else ''}{value}."
+
+
 def _fact(rng: random.Random, avoid: set[str]) -> tuple[str, str, str]:
     """A fact about the user on a subject not in `avoid`: ``(subject, value, "The user's <subject> is ...")``."""
     while True:
         if rng.random() < 0.5:
             subject, value = rng.choice(_RELATIONS), rng.choice(_NAMES)
-            sentence = f"The user's {subject} is called {value}."
         else:
             topic = rng.choice(sorted(_FAVOURITES))
             subject, value = f"favourite {topic}", rng.choice(_FAVOURITES[topic])
-            sentence = f"The user's {subject} is {value}."
         if subject not in avoid:
-            return subject, value, sentence
+            return subject, value, _sentence(subject, value)
 
 
 def _remember(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]:
@@ -394,7 +397,7 @@ def _recall(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]
     subject, value, sentence = _fact(rng, set())
     question = rng.choice(
         ("What is my {} called?", "What's my {}'s name?", "Do you remember my {}'s name?")
-        if sentence.endswith(f"called {value}.")
+        if subject in _RELATIONS
         else ("What is my {}?", "Do you remember my {}?", "Tell me my {}.")
     ).format(subject)
     said = sentence.removeprefix("The user's ").removesuffix(".")
@@ -403,8 +406,7 @@ def _recall(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]
 
 def _recall_memories(rng: random.Random, subject: str, value: str) -> tuple[str, ...]:
     """What memory holds for a recall task: its fact, among one to three facts on other subjects."""
-    verb = "is called" if subject in _RELATIONS else "is"
-    facts = [f"The user's {subject} {verb} {value}."]
+    facts = [_sentence(subject, value)]
     avoid = {subject}
     for _ in range(rng.randint(1, 3)):
         other, _, sentence = _fact(rng, avoid)
