@@ -168,7 +168,8 @@ class Engine:
         self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_s
         self.stats = EngineStats()
-        self._reuse = prefix_cache_size > 0 and _plain_dynamic_cache(model)
+        self._plain = _plain_dynamic_cache(model)
+        self._reuse = prefix_cache_size > 0 and self._plain
         self.prefixes = PrefixStore(prefix_cache_size if self._reuse else 0)
         self._pending: deque[Request] = deque()
         self._arriving = 0
@@ -254,7 +255,15 @@ class Engine:
                 row.prefix = self.prefixes.take(row.ids)
         started = time.perf_counter()
         settings = live[0].settings
-        results = run_batch(self.model, self.tokenizer, rows, settings, device=self.device, keep_cache=self._reuse)
+        results = run_batch(
+            self.model,
+            self.tokenizer,
+            rows,
+            settings,
+            device=self.device,
+            keep_cache=self._reuse,
+            croppable=self._plain,
+        )
         elapsed = time.perf_counter() - started
         self._last_seconds = elapsed
         self.stats.batches += 1

@@ -11,13 +11,18 @@ When the rows' new parts differ so much in length that this would waste compute 
 alone instead and the row caches are left-padded. Either way transformers' `generate` then runs the batch from the
 last prompt tokens, masking the padding. That is the layout of ordinary left-padded batched generation, so each
 row's greedy output is the one it gets alone, and with or without a prefix.
+
+A row alone may draft tokens from its context (prompt lookup decoding, `GenerationSettings.draft_tokens`):
+transformers' assisted decoding checks the drafts, from the prefilled cache, and a stop string inside an accepted
+draft still ends the row, whose tokens are then cut back to the one that completes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +44,15 @@ class GenerationSettings:
         max_new_tokens: The generation budget.
         temperature: 0 for greedy decoding.
         top_p: Nucleus mass when sampling.
+        draft_tokens: Tokens drafted from the context and checked in one forward pass (prompt lookup decoding);
+            0 turns it off. Applies to a greedy batch of one row without a constraint (see `run_batch`).
     """
 
     stop: tuple[str, ...]
     max_new_tokens: int
     temperature: float
     top_p: float
+    draft_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,7 @@ def run_batch(
     *,
     device: str,
     keep_cache: bool,
+    croppable: bool = False,
 ) -> list[Generated]:
     """Continue every row's prompt in one `generate` call.
 
@@ -129,12 +138,12 @@ def run_batch(
         settings: The generation settings they share.
         device: Where the model is.
         keep_cache: Return each row's keys and values, for the next step to reuse.
+        croppable: The model's cache can be cut back (plain dynamic layers), which drafting needs.
 
     Returns:
         One result per row, in order.
     """
     import torch
-    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     ends = end_ids(model, tokenizer)
     with torch.inference_mode():
@@ -144,30 +153,12 @@ def run_batch(
         cache, reused = _prefill_batch(model, rows, pads, pad, device) if keep_cache else (None, [0] * len(rows))
         input_ids = torch.tensor([[pad] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
         mask = torch.tensor([[0] * p + [1] * len(row.ids) for p, row in zip(pads, rows, strict=True)], device=device)
-        options: dict[str, Any] = {
-            "max_new_tokens": settings.max_new_tokens,
-            "do_sample": settings.temperature > 0,
-            "pad_token_id": pad,
-            "return_dict_in_generate": True,
-            "output_logits": any(row.logprobs for row in rows),
-            "stopping_criteria": StoppingCriteriaList([_Cancelled(rows)]),
-        }
+        drafted = _drafts(rows, settings, croppable)
+        options = _options(tokenizer, rows, settings, pad, ends, drafted=drafted, prompt_width=width)
         if cache is not None:
             options["past_key_values"] = cache
-        if settings.temperature > 0:
-            options.update(temperature=settings.temperature, top_p=settings.top_p)
-        else:  # greedy: unset sampling knobs a model's generation_config may carry, so transformers does not warn
-            options.update(temperature=None, top_p=None, top_k=None)
-        if settings.stop:
-            options.update(stop_strings=list(settings.stop), tokenizer=tokenizer)
-        if any(row.on_token for row in rows):
-            options["streamer"] = _Streamer(rows)
-        if any(row.constraint for row in rows):
-            from agentkit.llm.constrained import ToolCallGuard
-
-            guard = ToolCallGuard(tokenizer, [row.constraint for row in rows], ends)
-            options["logits_processor"] = LogitsProcessorList([guard])
-        output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
+        with _first_pass_from_cache(model) if drafted and cache is not None else contextlib.nullcontext():
+            output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
     results = []
     for index, row in enumerate(rows):
         new = [int(t) for t in output.sequences[index, width:]]
@@ -177,13 +168,62 @@ def run_batch(
             padded = True
         if padded and pad in ends:  # the pad is also the end token: keep the one that ended the row
             new.append(pad)
-        scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         text, reason, matched = _finish(tokenizer, new, ends, settings, row.cancelled)
+        if matched is not None and drafted:
+            new = _through_stop(tokenizer, new, matched)
+        scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         kept = None
         if cache is not None:
             kept = _row_cache(output.past_key_values, index, pads[index], row.ids + new)
         results.append(Generated(text, reason, matched, new, scores, len(row.ids), len(row.ids) - reused[index], kept))
     return results
+
+
+def _options(
+    tokenizer: Any,
+    rows: Sequence[Row],
+    settings: GenerationSettings,
+    pad: int,
+    ends: set[int],
+    *,
+    drafted: bool,
+    prompt_width: int,
+) -> dict[str, Any]:
+    """The keyword arguments of `generate` for the batch, but its inputs and cache."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    options: dict[str, Any] = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": settings.temperature > 0,
+        "pad_token_id": pad,
+        "return_dict_in_generate": True,
+        "output_logits": any(row.logprobs for row in rows),
+        "stopping_criteria": StoppingCriteriaList([_Cancelled(rows)]),
+    }
+    if settings.temperature > 0:
+        options.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:  # greedy: unset sampling knobs a model's generation_config may carry, so transformers does not warn
+        options.update(temperature=None, top_p=None, top_k=None)
+    if settings.stop:
+        options.update(stop_strings=list(settings.stop), tokenizer=tokenizer)
+    if drafted:
+        # Prompt lookup decoding (transformers): the tokens that followed an earlier occurrence of the last few
+        # tokens in the context are drafted, and the model checks them all in one forward pass, keeping the longest
+        # run that greedy decoding would have written, plus its own next token. Agent replies repeat much of their
+        # context (the reply format, tool names, argument values, observations), and where decoding is bound by
+        # reading the weights, a pass over a few tokens costs about what one does. transformers drafts for one row
+        # only, and its stop-string criterion reads only the end of the text, which an accepted draft can pass.
+        options["prompt_lookup_num_tokens"] = settings.draft_tokens
+        if settings.stop:
+            options["stopping_criteria"].append(_StopInDraft(tokenizer, settings.stop, prompt_width))
+    if any(row.on_token for row in rows):
+        options["streamer"] = _Streamer(rows)
+    if any(row.constraint for row in rows):
+        from agentkit.llm.constrained import ToolCallGuard
+
+        guard = ToolCallGuard(tokenizer, [row.constraint for row in rows], ends)
+        options["logits_processor"] = LogitsProcessorList([guard])
+    return options
 
 
 def _cache(kv: KV | None) -> Any:
@@ -344,8 +384,6 @@ def _growing_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]  # untyped in transformers
-        is_croppable = False
-
         def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
             super().lazy_initialization(key_states, value_states)
             self.buffers: tuple[Any, Any] | None = None
@@ -368,6 +406,12 @@ def _growing_layer_class() -> type:
             self.keys, self.values = self.buffers[0][..., :end, :], self.buffers[1][..., :end, :]
             return self.keys, self.values
 
+        def crop(self, tokens_to_remove: int) -> None:
+            # Drafted tokens the model rejected (see `run_batch`): the buffers keep them until overwritten.
+            if tokens_to_remove < 0 and self.is_initialized and self.buffers is not None:
+                self.length = max(0, self.length + tokens_to_remove)
+                self.keys, self.values = self.buffers[0][..., : self.length, :], self.buffers[1][..., : self.length, :]
+
     return GrowingLayer
 
 
@@ -384,6 +428,63 @@ class _Cancelled:
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
 
+def _drafts(rows: Sequence[Row], settings: GenerationSettings, croppable: bool) -> bool:
+    """Whether `run_batch` drafts tokens: one greedy row without a constraint (it checks tokens one at a time)."""
+    single = len(rows) == 1 and rows[0].constraint is None
+    return settings.draft_tokens > 0 and settings.temperature == 0 and single and croppable
+
+
+@contextlib.contextmanager
+def _first_pass_from_cache(model: Any) -> Iterator[None]:
+    """Make transformers' assisted decoding start from the prefilled cache, as plain decoding does.
+
+    Its first forward pass feeds the whole prompt (it assumes an empty cache) where ordinary `generate` feeds the
+    tokens after the cache; with the prompt already cached, keys would be added twice at the wrong positions.
+    Only the engine's worker thread calls `generate` on its model, so the instance attribute is seen by no one else.
+    """
+    prepare = model.prepare_inputs_for_generation
+
+    def from_cache(input_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        cache = kwargs.get("past_key_values")
+        if kwargs.get("is_first_iteration") and kwargs.get("next_sequence_length") is None and cache is not None:
+            kwargs["next_sequence_length"] = input_ids.shape[1] - cache.get_seq_length()
+        return prepare(input_ids, *args, **kwargs)
+
+    model.prepare_inputs_for_generation = from_cache
+    try:
+        yield
+    finally:
+        del model.prepare_inputs_for_generation  # back to the class's method
+
+
+def _through_stop(tokenizer: Any, new: list[int], stop: str) -> list[int]:
+    """The tokens up to the one that completes `stop`: an accepted draft may have run a few tokens past it."""
+    while len(new) > 1 and stop in tokenizer.decode(new[:-1], skip_special_tokens=False):
+        new = new[:-1]
+    return new
+
+
+class _StopInDraft:
+    """A stopping criterion: a stop string anywhere in the tokens added since the last check ends the row."""
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], start: int) -> None:
+        self._tokenizer = tokenizer
+        self._stop = stop
+        self._start = start
+        self._checked = start
+        # A stop string spans at most as many tokens as it has characters: look back that far into checked text.
+        self._overlap = max(len(s) for s in stop)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        length = input_ids.shape[-1]
+        tail = input_ids[0, max(self._start, self._checked - self._overlap) : length].tolist()
+        self._checked = length
+        text = self._tokenizer.decode(tail, skip_special_tokens=False)
+        return torch.tensor([any(s in text for s in self._stop)], dtype=torch.bool, device=input_ids.device)
+
+
 class _Streamer:
     """A transformers streamer for a batch: hands each row its new token ids as they are generated."""
 
@@ -395,10 +496,12 @@ class _Streamer:
         if not self._prompt_seen:  # generate first puts the prompt
             self._prompt_seen = True
             return
-        for index, token in enumerate(value.reshape(len(self._sinks), -1)[:, -1].tolist()):
+        # One token per row per step; several at once when drafted tokens were accepted.
+        for index, tokens in enumerate(value.reshape(len(self._sinks), -1).tolist()):
             sink = self._sinks[index]
             if sink is not None:  # after its end a row gets padding, which its sink ignores
-                sink(int(token))
+                for token in tokens:
+                    sink(int(token))
 
     def end(self) -> None:
         """Called by generate when the batch is done; each row's end is signalled by its result instead."""
