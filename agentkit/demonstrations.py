@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -32,7 +32,7 @@ from agentkit.tools import calculator, file_tools, make_current_time, memory_too
 if TYPE_CHECKING:
     from agentkit.memory import ChromaMemory
 
-__all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate", "task_world"]
+__all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate", "gold_plan_model", "task_world"]
 
 END_OF_TURN = "<|im_end|>"
 """What closes a turn in the default model's (ChatML) template; learned after every reply so the model stops."""
@@ -123,6 +123,25 @@ def _teacher(task: Task) -> Any:
         return task.final.format(**results)
 
     return reply
+
+
+def gold_plan_model(tasks: Sequence[Task]) -> ScriptedChatModel:
+    """A chat model that plays the gold plan of whichever of `tasks` the agent asks it (found by the question).
+
+    Run through `agentkit.evaluate.evaluate` with a `RewardLogger` whose model is `agentkit.pairs.GOLD_PLAN`, its
+    episodes are logged exactly as the model's own rollouts of the same tasks are, so `agentkit.pairs` can pair a
+    gold turn against a failed rollout's turn at the same point of the same conversation.
+
+    Raises:
+        KeyError: (on a call) When the conversation's question is not one of `tasks`.
+    """
+    by_question = {task.question: task for task in tasks}
+
+    def reply(messages: list[BaseMessage]) -> AIMessage | str:
+        question = next(str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage))
+        return _teacher(by_question[question])(messages)  # type: ignore[no-any-return]
+
+    return ScriptedChatModel(responses=[reply], repeat=True)
 
 
 def demonstrate(

@@ -2,8 +2,11 @@
 
 Rollouts are grouped by task and model version (model id and adapter: never paired across versions); within a
 group, sampled at temperature > 0, the best is paired against the worst, the second best against the second worst,
-and so on, while their rewards differ by at least the margin (ties never pair) and up to a cap per task. Each pair
-is cut at the first assistant turn where the two episodes differ:
+and so on, while their rewards differ by at least the margin (ties never pair) and up to a cap per task. Episodes
+played from a task's gold plan (model `GOLD_PLAN`, see `agentkit.demonstrations.gold_plan_model`) join every group
+of that task in which no rollout did as well: the gold episode is then the chosen side and the worst rollout the
+rejected one, expert against failure as in ETO (Song et al., 2024). Where rollouts of a task always fail alike,
+sampling alone finds no pair for it. Each pair is cut at the first assistant turn where the two episodes differ:
 
 * ``prompt``: the shared history (system, user, earlier assistant tool-call turns, ``tool`` messages);
 * ``chosen`` / ``rejected``: that one assistant turn of each (a tool call, or a final answer);
@@ -42,9 +45,12 @@ from agentkit.rewardlog import EpisodeRecord, RewardLog
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["PairStats", "build_kto", "build_pairs", "to_trl_messages", "write_pairs"]
+__all__ = ["GOLD_PLAN", "PairStats", "build_kto", "build_pairs", "to_trl_messages", "write_pairs"]
 
 Chat = list[dict[str, Any]]
+
+GOLD_PLAN = "gold-plan"
+"""The model id under which episodes played from tasks' gold plans are logged (see the module docs)."""
 
 
 @dataclass
@@ -60,6 +66,7 @@ class PairStats:
         same_turns: Candidate pairs whose assistant turns never differ.
         context_differs: Candidate pairs that differ before any assistant turn does (another system prompt or
             tool set, or a tool that returned something else).
+        gold: Groups in which no rollout did as well as the task's gold-plan episode, which joined them.
         pairs: DPO pairs written.
         kto_rows: KTO rows written.
         versions: Episodes per ``model@adapter``.
@@ -72,6 +79,7 @@ class PairStats:
     below_margin: int = 0
     same_turns: int = 0
     context_differs: int = 0
+    gold: int = 0
     pairs: int = 0
     kto_rows: int = 0
     versions: dict[str, int] = field(default_factory=dict)
@@ -82,7 +90,8 @@ class PairStats:
             f"{self.episodes} episodes ({self.unrewarded} without a reward) in {self.groups} task groups: "
             f"{self.single} with a single rollout, {self.below_margin} whose rewards differ by less than the margin, "
             f"{self.same_turns} pairs with identical turns, {self.context_differs} differing before an assistant "
-            f"turn; {self.pairs} pairs and {self.kto_rows} KTO rows. Episodes per version: {self.versions}."
+            f"turn, {self.gold} joined by a gold plan; {self.pairs} pairs and {self.kto_rows} KTO rows. Episodes "
+            f"per version: {self.versions}."
         )
 
 
@@ -144,7 +153,7 @@ def _cut(best: EpisodeRecord, worst: EpisodeRecord, stats: PairStats) -> dict[st
         "rejected": [rejected[index]],
         "tools": json.dumps(best.tools, ensure_ascii=False),
         "task_id": best.task_id,
-        "version": _version(best),
+        "version": _version(worst),  # the model that made the rollouts (the chosen side may be a gold plan)
         "chosen_episode": best.episode_id,
         "rejected_episode": worst.episode_id,
     }
@@ -176,18 +185,8 @@ def build_pairs(
     if max_pairs_per_task < 1:
         raise ConfigError(f"max_pairs_per_task must be at least 1, got {max_pairs_per_task!r}.")
     stats = PairStats(episodes=len(episodes))
-    groups: dict[tuple[str, str], list[tuple[float, EpisodeRecord]]] = {}
-    for episode in episodes:
-        stats.versions[_version(episode)] = stats.versions.get(_version(episode), 0) + 1
-        reward = episode.reward(sources)
-        if reward is None:
-            stats.unrewarded += 1
-            continue
-        task = episode.task_id or f"question:{episode.question}"
-        groups.setdefault((task, _version(episode)), []).append((reward, episode))
     rows: list[dict[str, Any]] = []
-    for scored in groups.values():
-        stats.groups += 1
+    for scored in _groups(episodes, sources, stats):
         if len(scored) < 2:
             stats.single += 1
             continue
@@ -205,6 +204,34 @@ def build_pairs(
             best, worst = best + 1, worst - 1
     stats.pairs = len(rows)
     return rows, stats
+
+
+def _groups(
+    episodes: Sequence[EpisodeRecord], sources: Sequence[str] | None, stats: PairStats
+) -> list[list[tuple[float, EpisodeRecord]]]:
+    """The rewarded rollouts per task and model version, with the task's gold plan where no rollout matched it."""
+    groups: dict[tuple[str, str], list[tuple[float, EpisodeRecord]]] = {}
+    gold: dict[str, tuple[float, EpisodeRecord]] = {}
+    for episode in episodes:
+        stats.versions[_version(episode)] = stats.versions.get(_version(episode), 0) + 1
+        reward = episode.reward(sources)
+        if reward is None:
+            stats.unrewarded += 1
+            continue
+        task = episode.task_id or f"question:{episode.question}"
+        if episode.model != GOLD_PLAN:
+            groups.setdefault((task, _version(episode)), []).append((reward, episode))
+        elif task not in gold or reward > gold[task][0]:
+            gold[task] = (reward, episode)
+    stats.groups = len(groups)
+    out = []
+    for (task, _), scored in groups.items():
+        if task in gold and max(reward for reward, _ in scored) < gold[task][0]:
+            out.append([gold[task], *scored])
+            stats.gold += 1
+        else:
+            out.append(scored)
+    return out
 
 
 def build_kto(episodes: Sequence[EpisodeRecord]) -> list[dict[str, Any]]:
@@ -275,7 +302,7 @@ def write_pairs(
         margin: See `build_pairs`.
         max_pairs_per_task: See `build_pairs`.
         sources: See `build_pairs`.
-        model: Only episodes of this model id (default: all, each version paired within itself).
+        model: Only episodes of this model id, and gold-plan ones (default: all, each version paired within itself).
 
     Returns:
         The statistics; ``pairs`` and ``kto_rows`` are 0 when nothing could be built (`PairStats.explain`).
@@ -285,7 +312,7 @@ def write_pairs(
     """
     import datasets
 
-    episodes = [e for e in RewardLog(log).episodes() if model is None or e.model == model]
+    episodes = [e for e in RewardLog(log).episodes() if model is None or e.model in (model, GOLD_PLAN)]
     rows, stats = build_pairs(episodes, margin=margin, max_pairs_per_task=max_pairs_per_task, sources=sources)
     kto = build_kto(episodes)
     stats.kto_rows = len(kto)

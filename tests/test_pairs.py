@@ -12,8 +12,8 @@ from langchain_core.messages import messages_from_dict
 
 from agentkit import Agent, ConfigError
 from agentkit.cli_pairs import add_parser, run
-from agentkit.demonstrations import agent_tools
-from agentkit.pairs import build_kto, build_pairs, write_pairs
+from agentkit.demonstrations import agent_tools, gold_plan_model
+from agentkit.pairs import GOLD_PLAN, build_kto, build_pairs, write_pairs
 from agentkit.rewards import RewardLog, RewardLogger
 from agentkit.tasks import Task, generate_tasks
 from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
@@ -92,6 +92,44 @@ def test_best_against_worst_with_margin_ties_caps_and_versions(log: Path) -> Non
     assert build_pairs(episodes, sources=["feedback"])[1].same_turns == 1  # only user feedback: group D alone
     with pytest.raises(ConfigError, match="ties never"):
         build_pairs(episodes, margin=0)
+
+
+def test_a_gold_plan_is_chosen_against_rollouts_that_all_failed_and_only_there(tmp_path: Path) -> None:
+    path, workspace = tmp_path / "log.db", tmp_path / "ws"
+    workspace.mkdir()
+    a, b, _ = TASKS
+    m1 = RewardLogger(path, model="m1", tools=agent_tools(workspace))
+    # A: both m1 rollouts fail (a tie that pairs nothing), and m2's single rollout fails too.
+    _rollout(m1, a, [_calc("61 * 19"), _calc("1159 / 8"), "Each child gets 144.875 shells."], workspace)
+    _rollout(m1, a, [_calc("61 + 19"), "Each child gets 80 shells."], workspace)
+    _rollout(RewardLogger(path, model="m2", tools=agent_tools(workspace)), a, ["Each child gets 8 shells."], workspace)
+    # B: one m1 rollout succeeds, so its own success is paired, not the gold plan.
+    _rollout(m1, b, [_calc("3 * 5"), _calc("20 - 15"), "David gets 5 back."], workspace)
+    _rollout(m1, b, ["David gets 15 back."], workspace)
+    gold = RewardLogger(path, model=GOLD_PLAN, tools=agent_tools(workspace))
+    teacher = Agent(gold_plan_model(TASKS), tools=agent_tools(workspace), hooks=[gold])
+    for task in (a, b):  # the gold plans, played through the same agent
+        with gold.task(task):
+            assert teacher.invoke(task.question).answer
+
+    rows, stats = build_pairs(RewardLog(path).episodes(), max_pairs_per_task=2)
+    assert (stats.groups, stats.gold, stats.pairs) == (3, 2, 3)
+    assert stats.versions[f"{GOLD_PLAN}@base"] == 2
+    by_version = {(r["task_id"], r["version"]): r for r in rows}
+    assert set(by_version) == {(a.id, "m1@base"), (a.id, "m2@base"), (b.id, "m1@base")}
+    # The gold plan against m1's worst rollout on A (of two equally bad, the later), cut where they part: after the
+    # shared first call. One pair, the cap notwithstanding: the two failed rollouts tie, and ties never pair.
+    m1_on_a = by_version[(a.id, "m1@base")]
+    assert _calls(m1_on_a["prompt"][2]) == [("calculator", {"expression": "61 + 19"})]
+    assert _calls(m1_on_a["chosen"][0]) == [("calculator", {"expression": "80 / 8"})]
+    assert m1_on_a["rejected"][0]["content"] == "Each child gets 80 shells."
+    assert (m1_on_a["chosen_reward"], m1_on_a["rejected_reward"]) == (1.0, 0.0)
+    assert by_version[(a.id, "m2@base")]["rejected"][0]["content"] == "Each child gets 8 shells."
+    # On B, m1's own success is the chosen side.
+    gold_ids = {e.episode_id for e in RewardLog(path).episodes() if e.model == GOLD_PLAN}
+    assert by_version[(b.id, "m1@base")]["chosen_episode"] not in gold_ids
+    # Filtering on one model keeps the gold plans.
+    assert write_pairs(path, tmp_path / "pairs", max_pairs_per_task=2, model="m1").pairs == 2
 
 
 def test_kto_rows_from_thumbs(log: Path) -> None:

@@ -157,3 +157,15 @@ def test_demonstrations_played_in_several_processes_are_the_same_and_in_order(ti
     shared = demonstrate(tasks, tokenizer, processes=4)
     assert [d.task for d in shared] == tasks
     assert [(d.text, d.learned) for d in shared] == [(d.text, d.learned) for d in alone]
+
+
+def test_the_gold_plan_model_solves_every_kind_of_task_through_evaluate() -> None:
+    from agentkit.demonstrations import gold_plan_model
+    from agentkit.evaluate import evaluate
+
+    tasks = generate_tasks(32, seed=3, weights={c: 1.0 for c in (*CATEGORIES, *MEMORY_CATEGORIES)})
+    report = evaluate(gold_plan_model(tasks), tasks, concurrency=4)
+    assert report.overall.success == 1.0 and set(report.categories) == {*CATEGORIES, *MEMORY_CATEGORIES}
+    # A question it has no plan for fails that episode, as any model fault does, and no other.
+    other = evaluate(gold_plan_model(tasks[:1]), tasks[:2], concurrency=1)
+    assert [o.success for o in other.outcomes] == [True, False] and other.outcomes[1].status != "finished"
