@@ -1,10 +1,11 @@
 """The closed learning loop: collect episodes → preference pairs → DPO → evaluate on held-out tasks, before and after.
 
 ``agentkit improve`` (a TRL-shaped script: typed config, `make_parser`, `main`). Each round samples several rollouts
-per training task at a temperature above 0, logging every episode and its checker reward (`RewardLogger`), pairs the
-best rollout of a task against the worst at their first differing turn (`agentkit.pairs`), trains a LoRA adapter with
-TRL's DPO (`agentkit.dpo`) on the pairs of every round so far, and evaluates greedily on the same held-out tasks as
-before training. Round two collects with round one's adapter, so it finds the mistakes that are left.
+per training task at a temperature above 0, logging every episode and its checker reward (`RewardLogger`), plays each
+training task's gold plan through the same agent and logs it too, pairs the best rollout of a task (or its gold
+plan, when no rollout succeeded) against the worst at their first differing turn (`agentkit.pairs`), trains a LoRA
+adapter with TRL's DPO (`agentkit.dpo`) on the pairs of every round so far, and evaluates greedily on the same
+held-out tasks as before training. Round two collects with round one's adapter, so it finds the mistakes that are left.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class ImproveConfig:
     train_tasks: int = field(default=384, metadata={"help": "Training tasks per round (multi-step weighted)."})
     rollouts: int = field(default=4, metadata={"help": "Sampled episodes per training task."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the rollouts."})
+    gold_plans: bool = field(
+        default=True,
+        metadata={"help": "Pair a task's gold plan against its worst rollout when no rollout succeeded (ETO)."},
+    )
     eval_tasks: int = field(default=180, metadata={"help": "Held-out tasks for the before/after evaluation."})
     train_file: str = field(default="", metadata={"help": "A JSONL task file to train on instead of generated tasks."})
     eval_file: str = field(default="", metadata={"help": "A JSONL task file to evaluate on instead of held-out ones."})
@@ -69,10 +74,10 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     Raises:
         ConfigError: When a round produces no pairs (nothing to learn from: more rollouts or tasks may help).
     """
-    from agentkit.demonstrations import agent_tools
+    from agentkit.demonstrations import agent_tools, gold_plan_model
     from agentkit.dpo import DPOScriptConfig
     from agentkit.dpo import main as dpo
-    from agentkit.pairs import write_pairs
+    from agentkit.pairs import GOLD_PLAN, write_pairs
     from agentkit.rewards import RewardLogger
 
     started = time.monotonic()
@@ -100,6 +105,9 @@ def main(config: ImproveConfig) -> dict[str, Any]:
         logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
         rollouts = [task for task in tasks for _ in range(config.rollouts)]
         evaluate(sampler, rollouts, hooks=[logger], concurrency=config.concurrency)
+        if config.gold_plans and not config.train_file:  # a user's task file has answers, not plans
+            gold = RewardLogger(log, model=GOLD_PLAN, tools=agent_tools(), tasks=tasks)
+            evaluate(gold_plan_model(tasks), tasks, hooks=[gold], concurrency=config.concurrency)
         pairs_dir = out / f"pairs-{number}"
         stats = write_pairs(log, pairs_dir, max_pairs_per_task=2)
         if not stats.pairs:
