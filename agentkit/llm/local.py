@@ -74,9 +74,10 @@ class LocalChatModel(BaseChatModel):
         max_batch_size: The most concurrent calls batched into one `generate`.
         prefix_cache_size: Cached prompt prefixes kept for reuse (two per concurrent episode is plenty); 0 turns
             prefix reuse off. Each holds the keys and values of one conversation, in the device's memory.
-        draft_tokens: Prompt lookup decoding, off at 0 (the default): when a call runs alone and greedy, up to this
-            many tokens are drafted from the context (those that followed an earlier occurrence of the last few)
-            and checked in one forward pass. The greedy tokens stay the same; the forward passes drop by about 40 %
+        draft_tokens: Prompt lookup decoding, off at 0 (the default): when a call runs alone and greedy, without
+            constrained tool calls, on a model whose cache can be cut back (full-attention layers), up to this many
+            tokens are drafted from the context (those that followed an earlier occurrence of the last few) and
+            checked in one forward pass. The greedy tokens stay the same; the forward passes drop by about 40 %
             on agent episodes. It saves time where a pass over a few tokens costs about what one does (a GPU); on
             a small CPU such a pass costs more and it saves nothing (`benchmarks/drafting.py`).
     """
