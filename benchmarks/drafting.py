@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import machine_info
 
 from agentkit.evaluate import evaluate
 from agentkit.llm import LocalChatModel
@@ -168,12 +169,7 @@ def main() -> None:
         difference = _same_function(SHIPPED_MODEL, folder)
         assert difference < 1e-4, difference
         figures: dict[str, Any] = {
-            "machine": {
-                "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-            },
+            "machine": machine_info(("torch", "transformers")),
             "model": "agentkit's shipped model zero-padded to 8 layers x 512 (34M parameters, float32)",
             "max_logit_difference_to_shipped_model": difference,
             "forward_pass_ms": {str(n): _pass_ms(folder, n) for n in (1, 4, 11)},

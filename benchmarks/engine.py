@@ -32,10 +32,8 @@ Run ``python benchmarks/engine.py`` (``--quick`` for fewer repeats, ``--json PAT
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -52,6 +50,7 @@ from agentkit.llm.tiny import build_tiny_model, train_to_say
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers
+from machine import machine_info
 
 STOP = ["\nObservation:"]
 PACKAGES = ("torch", "transformers", "langchain-core", "langchain-huggingface", "smolagents")
@@ -305,13 +304,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stop_folder, compute_folder = build_models(Path(tmp))
         figures: dict[str, Any] = {
-            "machine": {
-                "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "packages": {p: importlib.metadata.version(p) for p in PACKAGES},
-            },
+            "machine": machine_info(PACKAGES),
             "react_step_vs_langchain": stop_step(stop_folder, repeats),
             "episode_vs_smolagents": episode(compute_folder, steps=6, repeats=repeats, new_tokens=24),
             # The same with the system prompt smolagents' ToolCallingAgent itself sends (rules, examples, tools):

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -41,6 +39,7 @@ from typing import Any
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from machine import machine_info
 
 from agentkit import Agent, tool
 from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
@@ -243,38 +242,6 @@ def bootstrap_ratio(
 # -- reporting -----------------------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    versions["agentkit"] = importlib.metadata.version("agentkit")
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": _cpu_model() or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": affinity,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "packages": versions,
-        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 Samples = dict[str, dict[int, list[float]]]
 """Milliseconds by contender name, then by S."""
 
@@ -399,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Tracing would time a network client, not a framework.
     for variable in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
         os.environ.pop(variable, None)
-    info = machine_info()
+    info = machine_info(PACKAGES)
     started = time.monotonic()
     contenders: list[Contender] = []
     for steps in args.steps:
