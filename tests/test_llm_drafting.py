@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
-from tinymodels import GREETING, RUNAWAY
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from tinymodels import GREETING, RUNAWAY, STOP, episode
 
 from agentkit.llm import LocalChatModel
 
-STOP = ["\nObservation:"]
 REPEATED: list[BaseMessage] = [HumanMessage("hi"), AIMessage(GREETING + RUNAWAY), HumanMessage("hi")]
 """A conversation whose next reply repeats an earlier one: the context holds every token the model will write."""
 
@@ -93,22 +92,12 @@ def test_a_streamed_drafted_reply_delivers_every_token(echo_dir: Path) -> None:
     assert whole.content.startswith(streamed) and streamed.startswith(GREETING + "\nObservation: 42")
 
 
-def _episode(chat: LocalChatModel, steps: int) -> list[AIMessage]:
-    messages: list[BaseMessage] = [SystemMessage("Answer step by step."), HumanMessage("What is 3 plus 4?")]
-    replies = []
-    for step in range(steps):
-        reply = chat.invoke(messages, stop=STOP)
-        replies.append(reply)
-        messages += [AIMessage(reply.content), HumanMessage(f"Observation: result {step}")]
-    return replies
-
-
 def test_an_episode_with_prefix_reuse_writes_the_same_tokens_with_and_without_drafting(tiny_dir: Path) -> None:
     # The untrained model writes long arbitrary text, so drafts are often rejected and the cache cut back: a strict
     # check of the cut, on top of cached prefixes.
     plain = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, draft_tokens=0, return_logprobs=True)
     drafting = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, draft_tokens=10, return_logprobs=True)
-    without, with_ = _episode(plain, 4), _episode(drafting, 4)
+    without, with_ = episode(plain, "What is 3 plus 4?", 4), episode(drafting, "What is 3 plus 4?", 4)
     assert [r.response_metadata["token_ids"] for r in with_] == [r.response_metadata["token_ids"] for r in without]
     for a, b in zip(with_, without, strict=True):
         assert a.response_metadata["logprobs"] == pytest.approx(b.response_metadata["logprobs"], abs=1e-4)

@@ -12,12 +12,10 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from tinymodels import GREETING, RUNAWAY, THOUGHTFUL, weather_schema
+from tinymodels import GREETING, RUNAWAY, STOP, THOUGHTFUL, episode, weather_schema
 
 from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
-
-STOP = ["\nObservation:"]
 
 
 @pytest.fixture(scope="module")
@@ -195,17 +193,6 @@ def test_tool_messages_render_in_the_templates_tool_role(chat: LocalChatModel) -
 # -- prefix cache reuse ------------------------------------------------------------------------------------------------
 
 
-def _episode(chat: LocalChatModel, question: str, steps: int) -> list[AIMessage]:
-    """A multi-step conversation where each step feeds the model's own reply back with an observation."""
-    messages: list[BaseMessage] = [SystemMessage("Answer step by step."), HumanMessage(question)]
-    replies = []
-    for step in range(steps):
-        reply = chat.invoke(messages, stop=STOP)
-        replies.append(reply)
-        messages += [AIMessage(reply.content), HumanMessage(f"Observation: result {step}")]
-    return replies
-
-
 @pytest.mark.parametrize("question", ["hi", "What is 3 plus 4?", "The quick brown fox"])
 def test_greedy_output_is_token_for_token_identical_with_and_without_prefix_reuse(
     tiny_dir: Path, question: str
@@ -213,7 +200,7 @@ def test_greedy_output_is_token_for_token_identical_with_and_without_prefix_reus
     # The untrained model writes long, arbitrary text: a strict check that reused keys and values change nothing.
     cold = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, prefix_cache_size=0, return_logprobs=True)
     warm = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, return_logprobs=True)
-    without, with_ = _episode(cold, question, 4), _episode(warm, question, 4)
+    without, with_ = episode(cold, question, 4), episode(warm, question, 4)
     assert [r.response_metadata["token_ids"] for r in without] == [r.response_metadata["token_ids"] for r in with_]
     for a, b in zip(without, with_, strict=True):
         assert a.response_metadata["logprobs"] == pytest.approx(b.response_metadata["logprobs"], abs=1e-4)
@@ -335,13 +322,13 @@ def test_grouped_query_attention_batches_and_reuses_prefixes_like_full_attention
     folder = build_tiny_model(tmp_path / "gqa", hidden_size=64, heads=4, kv_heads=2)
     cold = LocalChatModel.from_pretrained(folder, max_new_tokens=12, max_batch_size=1, prefix_cache_size=0)
     assert cold.model.config.num_key_value_heads == 2
-    expected = [[r.content for r in _episode(cold, q, 3)] for q in QUESTIONS[:4]]
+    expected = [[r.content for r in episode(cold, q, 3)] for q in QUESTIONS[:4]]
     warm = LocalChatModel.from_pretrained(folder, max_new_tokens=12)
     gate = threading.Barrier(4)
 
     def run(question: str) -> list[str | list[str | dict[str, object]]]:
         gate.wait()
-        return [r.content for r in _episode(warm, question, 3)]
+        return [r.content for r in episode(warm, question, 3)]
 
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(run, QUESTIONS[:4])) == expected

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+if TYPE_CHECKING:
+    from agentkit.llm import LocalChatModel
+
+STOP = ["\nObservation:"]
+"""The ReAct observation marker, which the trained replies run on past."""
 GREETING = "Hello! How can I help you today?"
 RUNAWAY = "\nObservation: 42\nThought: I now know the final answer."
 WEATHER_CALLS = (
@@ -23,3 +30,14 @@ def weather_schema() -> dict[str, Any]:
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
         },
     }
+
+
+def episode(chat: LocalChatModel, question: str, steps: int) -> list[AIMessage]:
+    """A multi-step conversation where each step feeds the model's own reply back with an observation."""
+    messages: list[BaseMessage] = [SystemMessage("Answer step by step."), HumanMessage(question)]
+    replies = []
+    for step in range(steps):
+        reply = chat.invoke(messages, stop=STOP)
+        replies.append(reply)
+        messages += [AIMessage(reply.content), HumanMessage(f"Observation: result {step}")]
+    return replies
