@@ -360,9 +360,14 @@ _FAVOURITES = {
 }
 
 
+def _said(subject: str, value: str) -> str:
+    """A fact as the user says it after "my": ``"sister is called Lena"``, ``"favourite city is Paris"``."""
+    return f"{subject} is {'called ' if subject in _RELATIONS else ''}{value}"
+
+
 def _sentence(subject: str, value: str) -> str:
     """How a fact is stored: ``"The user's sister is called Lena."``, ``"The user's favourite city is Paris."``."""
-    return f"The user's {subject} is {'called ' if subject in _RELATIONS else ''}{value}."
+    return f"The user's {_said(subject, value)}."
 
 
 def _fact(rng: random.Random, avoid: set[str]) -> tuple[str, str, str]:
@@ -378,8 +383,8 @@ def _fact(rng: random.Random, avoid: set[str]) -> tuple[str, str, str]:
 
 
 def _remember(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]:
-    _, _, sentence = _fact(rng, set())
-    said = sentence.removeprefix("The user's ").removesuffix(".")
+    subject, value, sentence = _fact(rng, set())
+    said = _said(subject, value)
     question = rng.choice(
         (
             "Remember that my {}.",
@@ -394,14 +399,14 @@ def _remember(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], st
 
 def _recall(rng: random.Random) -> tuple[str, str, tuple[PlannedCall, ...], str]:
     """A fact to recall; `generate_tasks` stores it with one to three others (`_recall_memories`)."""
-    subject, value, sentence = _fact(rng, set())
+    subject, value, _ = _fact(rng, set())
     question = rng.choice(
         ("What is my {} called?", "What's my {}'s name?", "Do you remember my {}'s name?")
         if subject in _RELATIONS
         else ("What is my {}?", "Do you remember my {}?", "Tell me my {}.")
     ).format(subject)
-    said = sentence.removeprefix("The user's ").removesuffix(".")
-    return question, value, (PlannedCall("recall", {"query": f"the user's {subject}"}),), f"Your {said}."
+    plan = (PlannedCall("recall", {"query": f"the user's {subject}"}),)
+    return question, value, plan, f"Your {_said(subject, value)}."
 
 
 def _recall_memories(rng: random.Random, subject: str, value: str) -> tuple[str, ...]:
