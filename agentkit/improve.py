@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, set_seed
 
 from agentkit.envs import load_task_file
 from agentkit.errors import ConfigError
@@ -44,7 +44,9 @@ class ImproveConfig:
     eval_tasks: int = field(default=180, metadata={"help": "Held-out tasks for the before/after evaluation."})
     train_file: str = field(default="", metadata={"help": "A JSONL task file to train on instead of generated tasks."})
     eval_file: str = field(default="", metadata={"help": "A JSONL task file to evaluate on instead of held-out ones."})
-    seed: int = field(default=0, metadata={"help": "Seed for tasks and training."})
+    seed: int = field(
+        default=0, metadata={"help": "Seed for tasks, rollouts (reproducible at concurrency 1) and training."}
+    )
     epochs: float = field(default=2.0, metadata={"help": "DPO passes over the pairs."})
     learning_rate: float = field(
         default=2e-4, metadata={"help": "DPO learning rate (on the default model, 5e-4 and above made it worse)."}
@@ -104,6 +106,9 @@ def main(config: ImproveConfig) -> dict[str, Any]:
         sampler = _chat(config.model, adapter, config.temperature)
         logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
         rollouts = [task for task in tasks for _ in range(config.rollouts)]
+        # Sampling draws from torch's global generator: the same seed gives the same rollouts one at a time
+        # (concurrent ones are batched as they arrive, which changes the draws).
+        set_seed(config.seed + number)
         evaluate(sampler, rollouts, hooks=[logger], concurrency=config.concurrency)
         if config.gold_plans and not config.train_file:  # a user's task file has answers, not plans
             gold = RewardLogger(log, model=GOLD_PLAN, tools=agent_tools(), tasks=tasks)
