@@ -90,6 +90,11 @@ def test_a_peft_adapter_is_applied(tiny_dir: Path, tmp_path: Path) -> None:
 def test_a_missing_adapter_is_a_clear_error(tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="Adapter directory"):
         LocalChatModel.from_pretrained(tiny_dir, adapter=tmp_path / "missing")
+    # A whole model given as the adapter (what `agentkit dpo --full_finetune` writes) says to load it as the model.
+    with pytest.raises(ConfigError, match=r"not a PEFT adapter.*load it as the model"):
+        LocalChatModel.from_pretrained(tiny_dir, adapter=tiny_dir)
+    with pytest.raises(ConfigError, match=r"not a PEFT adapter \(no adapter_config.json\)\.$"):
+        LocalChatModel.from_pretrained(tiny_dir, adapter=tmp_path)
 
 
 # -- stop strings, stop reasons, usage, logprobs -----------------------------------------------------------------------

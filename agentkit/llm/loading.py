@@ -131,5 +131,12 @@ def _apply_adapter(model: Any, adapter: str | os.PathLike[str], *, merge: bool) 
         raise ConfigError("Loading an adapter needs the peft package: pip install peft") from exc
     if not Path(adapter).is_dir():
         raise ConfigError(f"Adapter directory {str(adapter)!r} does not exist.")
+    if not Path(adapter, "adapter_config.json").is_file():
+        hint = (
+            " It holds a whole model (`agentkit dpo --full_finetune` writes one): load it as the model instead."
+            if Path(adapter, "config.json").is_file()
+            else ""
+        )
+        raise ConfigError(f"{str(adapter)!r} is not a PEFT adapter (no adapter_config.json).{hint}")
     adapted = PeftModel.from_pretrained(model, str(adapter))
     return adapted.merge_and_unload() if merge else adapted
