@@ -19,12 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agentkit.agent import Agent
 from agentkit.llm.prompt import render_prompt
+from agentkit.pairs import GOLD_PREFIX
+from agentkit.rewards import model_name
 from agentkit.tasks import MEMORY_CATEGORIES, Task
 from agentkit.testing import ScriptedChatModel, tool_call, tool_reply
 from agentkit.tools import calculator, file_tools, make_current_time, memory_tools
@@ -32,7 +38,15 @@ from agentkit.tools import calculator, file_tools, make_current_time, memory_too
 if TYPE_CHECKING:
     from agentkit.memory import ChromaMemory
 
-__all__ = ["END_OF_TURN", "Demonstration", "agent_tools", "demonstrate", "gold_plan_model", "task_world"]
+__all__ = [
+    "END_OF_TURN",
+    "Demonstration",
+    "GoldPrefixChatModel",
+    "agent_tools",
+    "demonstrate",
+    "gold_plan_model",
+    "task_world",
+]
 
 END_OF_TURN = "<|im_end|>"
 """What closes a turn in the default model's (ChatML) template; learned after every reply so the model stops."""
@@ -142,6 +156,67 @@ def gold_plan_model(tasks: Sequence[Task]) -> ScriptedChatModel:
         return _teacher(by_question[question])(messages)  # type: ignore[no-any-return]
 
     return ScriptedChatModel(responses=[reply], repeat=True)
+
+
+class GoldPrefixChatModel(BaseChatModel):
+    """Plays the first `steps` turns of each task's gold plan, then lets `model` finish the episode.
+
+    Step-level exploration as in IPR (Xiong et al., 2024): run through `agentkit.evaluate.evaluate` with a
+    `RewardLogger` and one of these per step of the gold plans, each episode starts from an expert prefix, and when
+    the model's continuation fails, `agentkit.pairs` pairs the gold turn against the model's first own turn that
+    departs from the plan. Unlike pairs cut where a whole rollout first goes wrong, this finds the mistakes a model
+    makes *after* its first one, at every step of a plan. Episodes are logged under ``model_id`` (the model's id,
+    `agentkit.pairs.GOLD_PREFIX` and the step count), so the rollouts of one prefix length are paired on their own.
+
+    Attributes:
+        model: The model that takes over from turn `steps` on.
+        tasks: The tasks whose gold plans are played (found by the question).
+        steps: Assistant turns to play from the gold plan (0: the model plays every turn).
+    """
+
+    model: BaseChatModel
+    tasks: list[Task]
+    steps: int
+
+    @property
+    def _llm_type(self) -> str:
+        return "agentkit-gold-prefix"
+
+    @property
+    def model_id(self) -> str:
+        """The model's id with the prefix length, e.g. ``agentkit-default+gold-prefix-2``."""
+        return f"{model_name(self.model)}{GOLD_PREFIX}{self.steps}"
+
+    @property
+    def adapter(self) -> str | None:
+        """The model's adapter, so the episodes' version names it."""
+        return getattr(self.model, "adapter", None)
+
+    def _pick(self, messages: Sequence[BaseMessage], model: Any, gold: Any) -> Any:
+        # One tool result per gold turn, as `_teacher` counts them; the model's own turns never go back to gold.
+        return gold if len(_results(messages)) < self.steps else model
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind the tools to the gold plans and to the model, and route each call to one of them by its turn."""
+        model, gold = self.model.bind_tools(tools, **kwargs), gold_plan_model(self.tasks).bind_tools(tools)
+
+        def call(messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
+            return self._pick(messages, model, gold).invoke(messages, config)  # type: ignore[no-any-return]
+
+        async def acall(messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
+            return await self._pick(messages, model, gold).ainvoke(messages, config)  # type: ignore[no-any-return]
+
+        return RunnableLambda(call, afunc=acall, name=self.model_id)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chosen = self._pick(messages, self.model, gold_plan_model(self.tasks))
+        return chosen._generate(messages, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
 
 
 def demonstrate(

@@ -2,10 +2,12 @@
 
 ``agentkit improve`` (a TRL-shaped script: typed config, `make_parser`, `main`). Each round samples several rollouts
 per training task at a temperature above 0, logging every episode and its checker reward (`RewardLogger`), plays each
-training task's gold plan through the same agent and logs it too, pairs the best rollout of a task (or its gold
-plan, when no rollout succeeded) against the worst at their first differing turn (`agentkit.pairs`), trains a LoRA
-adapter with TRL's DPO (`agentkit.dpo`) on the pairs of every round so far, and evaluates greedily on the same
-held-out tasks as before training. Round two collects with round one's adapter, so it finds the mistakes that are left.
+training task's gold plan through the same agent and logs it too (with ``gold_prefixes``, also the model finishing
+each task greedily from every step of its gold plan: `agentkit.demonstrations.GoldPrefixChatModel`), pairs the best
+rollout of a task (or its gold plan, when none did as well) against the worst at their first differing turn
+(`agentkit.pairs`), trains a LoRA adapter with TRL's DPO (`agentkit.dpo`) on the pairs of every round so far, and
+evaluates greedily on the same held-out tasks as before training. Round two collects with round one's adapter, so it
+finds the mistakes that are left.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from agentkit.errors import ConfigError
 from agentkit.evaluate import EvalReport, evaluate, plot_report, save_report
 from agentkit.tasks import MULTI_STEP, generate_tasks
 
-__all__ = ["ImproveConfig", "main", "make_parser"]
+__all__ = ["TRAIN_WEIGHTS", "ImproveConfig", "main", "make_parser"]
+
+TRAIN_WEIGHTS = {"arithmetic-1": 1.0, "arithmetic-2": 2.0, "arithmetic-3": 2.0, "time": 0.5, "file": 0.5, "chat": 0.5}
+"""Category weights of the generated training tasks: the multi-step categories, which the loop is to improve, twice."""
 
 
 @dataclass
@@ -40,6 +45,14 @@ class ImproveConfig:
     gold_plans: bool = field(
         default=True,
         metadata={"help": "Pair a task's gold plan against its worst rollout when no rollout succeeded (ETO)."},
+    )
+    gold_prefixes: bool = field(
+        default=False,
+        metadata={
+            "help": "Also let the model finish each training task greedily from every step of its gold plan and pair "
+            "the gold turn against its first departing turn where that fails (IPR; needs gold_plans). Off by "
+            "default: on the default model these pairs made DPO worse (README)."
+        },
     )
     eval_tasks: int = field(default=180, metadata={"help": "Held-out tasks for the before/after evaluation."})
     train_file: str = field(default="", metadata={"help": "A JSONL task file to train on instead of generated tasks."})
@@ -76,7 +89,7 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     Raises:
         ConfigError: When a round produces no pairs (nothing to learn from: more rollouts or tasks may help).
     """
-    from agentkit.demonstrations import agent_tools, gold_plan_model
+    from agentkit.demonstrations import GoldPrefixChatModel, agent_tools, gold_plan_model
     from agentkit.dpo import DPOScriptConfig
     from agentkit.dpo import main as dpo
     from agentkit.pairs import GOLD_PLAN, write_pairs
@@ -90,7 +103,6 @@ def main(config: ImproveConfig) -> dict[str, Any]:
         if config.eval_file
         else generate_tasks(config.eval_tasks, split="heldout", seed=config.seed)
     )
-    weights = {"arithmetic-1": 1.0, "arithmetic-2": 2.0, "arithmetic-3": 2.0, "time": 0.5, "file": 0.5, "chat": 0.5}
     reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
     save_report(reports["before"], out / "eval-before.json")
     rounds: list[dict[str, Any]] = []
@@ -101,7 +113,9 @@ def main(config: ImproveConfig) -> dict[str, Any]:
         tasks = (
             load_task_file(config.train_file)
             if config.train_file
-            else generate_tasks(config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=weights)
+            else generate_tasks(
+                config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=TRAIN_WEIGHTS
+            )
         )
         sampler = _chat(config.model, adapter, config.temperature)
         logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
@@ -113,6 +127,13 @@ def main(config: ImproveConfig) -> dict[str, Any]:
         if config.gold_plans and not config.train_file:  # a user's task file has answers, not plans
             gold = RewardLogger(log, model=GOLD_PLAN, tools=agent_tools(), tasks=tasks)
             evaluate(gold_plan_model(tasks), tasks, hooks=[gold], concurrency=config.concurrency)
+            if config.gold_prefixes:
+                greedy = _chat(config.model, adapter, 0.0)  # the mistakes that the held-out evaluation meets
+                for steps in range(max(len(task.plan) for task in tasks) + 1):
+                    branch = GoldPrefixChatModel(model=greedy, tasks=tasks, steps=steps)
+                    logger = RewardLogger(log, model=branch, tools=agent_tools(), tasks=tasks)
+                    reach = [task for task in tasks if len(task.plan) >= steps]
+                    evaluate(branch, reach, hooks=[logger], concurrency=config.concurrency)
         pairs_dir = out / f"pairs-{number}"
         stats = write_pairs(log, pairs_dir, max_pairs_per_task=2)
         if not stats.pairs:

@@ -45,12 +45,16 @@ from agentkit.rewardlog import EpisodeRecord, RewardLog
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["GOLD_PLAN", "PairStats", "build_kto", "build_pairs", "to_trl_messages", "write_pairs"]
+__all__ = ["GOLD_PLAN", "GOLD_PREFIX", "PairStats", "build_kto", "build_pairs", "to_trl_messages", "write_pairs"]
 
 Chat = list[dict[str, Any]]
 
 GOLD_PLAN = "gold-plan"
 """The model id under which episodes played from tasks' gold plans are logged (see the module docs)."""
+
+GOLD_PREFIX = "+gold-prefix-"
+"""Joins a model id and a step count into the id of its episodes that start from a gold prefix: ``m+gold-prefix-2``
+(`agentkit.demonstrations.GoldPrefixChatModel`)."""
 
 
 @dataclass
@@ -67,6 +71,7 @@ class PairStats:
         context_differs: Candidate pairs that differ before any assistant turn does (another system prompt or
             tool set, or a tool that returned something else).
         gold: Groups in which no rollout did as well as the task's gold-plan episode, which joined them.
+        duplicates: Candidate pairs with the same prompt, chosen and rejected turns as one already made (kept once).
         pairs: DPO pairs written.
         kto_rows: KTO rows written.
         versions: Episodes per ``model@adapter``.
@@ -80,6 +85,7 @@ class PairStats:
     same_turns: int = 0
     context_differs: int = 0
     gold: int = 0
+    duplicates: int = 0
     pairs: int = 0
     kto_rows: int = 0
     versions: dict[str, int] = field(default_factory=dict)
@@ -90,8 +96,8 @@ class PairStats:
             f"{self.episodes} episodes ({self.unrewarded} without a reward) in {self.groups} task groups: "
             f"{self.single} with a single rollout, {self.below_margin} whose rewards differ by less than the margin, "
             f"{self.same_turns} pairs with identical turns, {self.context_differs} differing before an assistant "
-            f"turn, {self.gold} joined by a gold plan; {self.pairs} pairs and {self.kto_rows} KTO rows. Episodes "
-            f"per version: {self.versions}."
+            f"turn, {self.gold} joined by a gold plan, {self.duplicates} duplicates; {self.pairs} pairs and "
+            f"{self.kto_rows} KTO rows. Episodes per version: {self.versions}."
         )
 
 
@@ -125,13 +131,14 @@ def to_trl_messages(messages: Sequence[dict[str, Any]]) -> Chat:
     return out
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def _key(m: dict[str, Any]) -> tuple[Any, ...]:
     # Call ids are random per episode; what the model saw and said is the rest.
-    def key(m: dict[str, Any]) -> tuple[Any, ...]:
-        calls = tuple((c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"] or ())
-        return m["role"], m["content"], calls, m["name"]
+    calls = tuple((c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"] or ())
+    return m["role"], m["content"], calls, m["name"]
 
-    return key(a) == key(b)
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return _key(a) == _key(b)
 
 
 def _version(episode: EpisodeRecord) -> str:
@@ -157,6 +164,11 @@ def _cut(best: EpisodeRecord, worst: EpisodeRecord, stats: PairStats) -> dict[st
         "chosen_episode": best.episode_id,
         "rejected_episode": worst.episode_id,
     }
+
+
+def _text_of(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What a pair trains on: two rows with the same text are one pair (from gold-prefix episodes that agree)."""
+    return tuple(_key(m) for part in ("prompt", "chosen", "rejected") for m in row[part]), row["tools"]
 
 
 def build_pairs(
@@ -186,6 +198,7 @@ def build_pairs(
         raise ConfigError(f"max_pairs_per_task must be at least 1, got {max_pairs_per_task!r}.")
     stats = PairStats(episodes=len(episodes))
     rows: list[dict[str, Any]] = []
+    written: set[tuple[Any, ...]] = set()
     for scored in _groups(episodes, sources, stats):
         if len(scored) < 2:
             stats.single += 1
@@ -198,7 +211,10 @@ def build_pairs(
                 stats.below_margin += 1
                 break
             row = _cut(chosen, rejected, stats)
-            if row is not None:
+            if row is not None and _text_of(row) in written:
+                stats.duplicates += 1
+            elif row is not None:
+                written.add(_text_of(row))
                 rows.append({**row, "chosen_reward": high, "rejected_reward": low})
                 made += 1
             best, worst = best + 1, worst - 1
@@ -302,7 +318,8 @@ def write_pairs(
         margin: See `build_pairs`.
         max_pairs_per_task: See `build_pairs`.
         sources: See `build_pairs`.
-        model: Only episodes of this model id, and gold-plan ones (default: all, each version paired within itself).
+        model: Only episodes of this model id, its gold-prefix ones and gold-plan ones (default: all, each version
+            paired within itself).
 
     Returns:
         The statistics; ``pairs`` and ``kto_rows`` are 0 when nothing could be built (`PairStats.explain`).
@@ -312,7 +329,11 @@ def write_pairs(
     """
     import datasets
 
-    episodes = [e for e in RewardLog(log).episodes() if model is None or e.model in (model, GOLD_PLAN)]
+    episodes = [
+        e
+        for e in RewardLog(log).episodes()
+        if model is None or e.model in (model, GOLD_PLAN) or e.model.startswith(model + GOLD_PREFIX)
+    ]
     rows, stats = build_pairs(episodes, margin=margin, max_pairs_per_task=max_pairs_per_task, sources=sources)
     kto = build_kto(episodes)
     stats.kto_rows = len(kto)

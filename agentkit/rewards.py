@@ -63,7 +63,14 @@ __all__ = [
     "RewardLogger",
     "adapter_version",
     "load_dataset",
+    "model_name",
 ]
+
+
+def model_name(model: BaseChatModel) -> str:
+    """The id a chat model's episodes are logged under: its ``model_id``, else its ``model_name``, else its class."""
+    return str(getattr(model, "model_id", "") or getattr(model, "model_name", "") or type(model).__name__)
+
 
 RewardFn = Callable[[AgentResult], "float | bool | None"]
 """A rule or judge: scores a finished episode (a bool counts as 1.0 or 0.0; None gives no reward)."""
@@ -116,7 +123,7 @@ class RewardLogger(Hook):
         self.log = log if isinstance(log, RewardLog) else RewardLog(log)
         if isinstance(model, BaseChatModel):
             adapter = adapter or getattr(model, "adapter", None)
-            model = str(getattr(model, "model_id", "") or getattr(model, "model_name", "") or type(model).__name__)
+            model = model_name(model)
         self.model = model
         self.adapter = None if adapter is None else adapter_version(adapter)
         self.tools = [convert_to_openai_tool(t) if isinstance(t, BaseTool) else dict(t) for t in tools]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from transformers import AutoTokenizer
 
 from agentkit.demonstrations import END_OF_TURN, demonstrate
-from agentkit.improve import ImproveConfig, main
+from agentkit.improve import TRAIN_WEIGHTS, ImproveConfig, main
 from agentkit.llm.tiny import build_tiny_model, train_to_say
-from agentkit.tasks import PlannedCall, Task, save_tasks
+from agentkit.pairs import GOLD_PLAN, GOLD_PREFIX
+from agentkit.tasks import PlannedCall, Task, generate_tasks, save_tasks
 
 TASK = Task(
     "t9x7",
@@ -22,12 +24,19 @@ TASK = Task(
 )
 
 
-def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after(tmp_path: Path):
-    probe = build_tiny_model(tmp_path / "probe", vocab_size=300, hidden_size=8, layers=1, heads=1)
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real model trained to solve `TASK`."""
+    root = tmp_path_factory.mktemp("improve")
+    probe = build_tiny_model(root / "probe", vocab_size=300, hidden_size=8, layers=1, heads=1)
     text = demonstrate([TASK], AutoTokenizer.from_pretrained(probe))[0].text
-    model = build_tiny_model(tmp_path / "model", corpus=[text], vocab_size=1024, hidden_size=64, context=2048)
+    model = build_tiny_model(root / "model", corpus=[text], vocab_size=1024, hidden_size=64, context=2048)
     demo = demonstrate([TASK], AutoTokenizer.from_pretrained(model))[0]
     train_to_say(model, [(demo.text[:a], demo.text[a : b - len(END_OF_TURN)]) for a, b in demo.learned], steps=400)
+    return model
+
+
+def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after(tmp_path: Path, model: Path):
     tasks = tmp_path / "tasks.jsonl"
     save_tasks([TASK], str(tasks))
     config = ImproveConfig(
@@ -49,3 +58,28 @@ def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after
     assert (run / "adapter-1" / "adapter_config.json").is_file()
     assert (run / "before_after.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((run / "summary.json").read_text())["rounds"][0]["round"] == 1
+
+
+def test_gold_plans_and_gold_prefixes_of_generated_tasks_are_logged_and_paired(tmp_path: Path, model: Path):
+    config = ImproveConfig(
+        model=str(model),
+        output_dir=str(tmp_path / "run"),
+        train_tasks=3,
+        rollouts=1,
+        eval_tasks=2,
+        gold_prefixes=True,
+        epochs=1,
+        concurrency=1,
+    )
+    summary = main(config)
+    stats = json.loads((tmp_path / "run" / "pairs-1" / "summary.json").read_text())
+    versions = stats["versions"]
+    # One gold plan per task, and one greedy episode per task from each step its plan reaches (a plan of k calls
+    # has k + 1 turns: a prefix of 0 to k gold turns).
+    tasks = generate_tasks(3, split="train", seed=1000, weights=TRAIN_WEIGHTS)
+    assert versions[f"{GOLD_PLAN}@base"] == 3
+    for steps in range(max(len(t.plan) for t in tasks) + 1):
+        reach = sum(len(t.plan) >= steps for t in tasks)
+        assert versions[f"{model}{GOLD_PREFIX}{steps}@base"] == reach
+    # The tiny model knows one question only: gold turns are chosen against its failures.
+    assert stats["gold"] >= 1 and summary["rounds"][0]["pairs"] == stats["pairs"] >= 1

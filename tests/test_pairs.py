@@ -12,7 +12,7 @@ from langchain_core.messages import messages_from_dict
 
 from agentkit import Agent, ConfigError
 from agentkit.cli_pairs import add_parser, run
-from agentkit.demonstrations import agent_tools, gold_plan_model
+from agentkit.demonstrations import GoldPrefixChatModel, agent_tools, gold_plan_model
 from agentkit.pairs import GOLD_PLAN, build_kto, build_pairs, write_pairs
 from agentkit.rewards import RewardLog, RewardLogger
 from agentkit.tasks import Task, generate_tasks
@@ -106,11 +106,7 @@ def test_a_gold_plan_is_chosen_against_rollouts_that_all_failed_and_only_there(t
     # B: one m1 rollout succeeds, so its own success is paired, not the gold plan.
     _rollout(m1, b, [_calc("3 * 5"), _calc("20 - 15"), "David gets 5 back."], workspace)
     _rollout(m1, b, ["David gets 15 back."], workspace)
-    gold = RewardLogger(path, model=GOLD_PLAN, tools=agent_tools(workspace))
-    teacher = Agent(gold_plan_model(TASKS), tools=agent_tools(workspace), hooks=[gold])
-    for task in (a, b):  # the gold plans, played through the same agent
-        with gold.task(task):
-            assert teacher.invoke(task.question).answer
+    _gold(path, workspace, [a, b])
 
     rows, stats = build_pairs(RewardLog(path).episodes(), max_pairs_per_task=2)
     assert (stats.groups, stats.gold, stats.pairs) == (3, 2, 3)
@@ -130,6 +126,54 @@ def test_a_gold_plan_is_chosen_against_rollouts_that_all_failed_and_only_there(t
     assert by_version[(b.id, "m1@base")]["chosen_episode"] not in gold_ids
     # Filtering on one model keeps the gold plans.
     assert write_pairs(path, tmp_path / "pairs", max_pairs_per_task=2, model="m1").pairs == 2
+
+
+def _gold(path: Path, workspace: Path, tasks: list[Task]) -> None:
+    gold = RewardLogger(path, model=GOLD_PLAN, tools=agent_tools(workspace))
+    teacher = Agent(gold_plan_model(TASKS), tools=agent_tools(workspace), hooks=[gold])
+    for task in tasks:  # the gold plans, played through the same agent
+        with gold.task(task):
+            assert teacher.invoke(task.question).answer
+
+
+def test_gold_prefixes_pair_every_mistake_of_a_plan_once(tmp_path: Path) -> None:
+    path, workspace = tmp_path / "log.db", tmp_path / "ws"
+    workspace.mkdir()
+    a = TASKS[0]  # 61 + 19, then 80 / 8, then "Each child gets 10 shells."
+
+    def model(messages: list[Any]) -> Any:  # right first, wrong after: multiplies, then miscounts
+        done = sum(m.type == "tool" for m in messages)
+        return [_calc("61 + 19"), _calc("80 * 8"), "Each child gets 11 shells."][min(done, 2)]
+
+    inner = ScriptedChatModel(responses=[model], repeat=True)
+    for steps in range(len(a.plan) + 1):
+        branch = GoldPrefixChatModel(model=inner, tasks=TASKS, steps=steps)
+        assert branch.model_id == f"ScriptedChatModel+gold-prefix-{steps}"
+        logger = RewardLogger(path, model=branch, tools=agent_tools(workspace))
+        with logger.task(a):
+            Agent(branch, tools=agent_tools(workspace), hooks=[logger]).invoke(a.question)
+    _gold(path, workspace, [a])
+    episodes = RewardLog(path).episodes()
+    # Each gold turn is played as planned, however the model would have gone on.
+    by_model = {e.model: e for e in episodes}
+    assert by_model["ScriptedChatModel+gold-prefix-2"].steps[2]["args"] == {"expression": "80 / 8"}
+    assert by_model["ScriptedChatModel+gold-prefix-1"].steps[2]["args"] == {"expression": "80 * 8"}
+
+    rows, stats = build_pairs(episodes)
+    # Prefixes 0 and 1 fail at the same turn alike (the model's first turn is the gold one): one pair. Prefix 2, both
+    # calls played from the plan, fails at the answer.
+    assert (stats.groups, stats.gold, stats.duplicates, stats.pairs) == (3, 3, 1, 2)
+    second, answer = sorted(rows, key=lambda r: len(r["prompt"]))
+    assert [m["role"] for m in second["prompt"]] == ["system", "user", "assistant", "tool"]
+    assert _calls(second["chosen"][0]) == [("calculator", {"expression": "80 / 8"})]
+    assert _calls(second["rejected"][0]) == [("calculator", {"expression": "80 * 8"})]
+    assert len(answer["prompt"]) == 6 and answer["prompt"][5]["content"].startswith("10")
+    assert answer["chosen"][0]["content"] == "Each child gets 10 shells."
+    assert answer["rejected"][0]["content"] == "Each child gets 11 shells."
+    assert answer["version"] == "ScriptedChatModel+gold-prefix-2@base"
+    # Filtering on the model keeps its gold-prefix episodes; another model's filter keeps none of them.
+    assert write_pairs(path, tmp_path / "p1", model="ScriptedChatModel").pairs == 2
+    assert write_pairs(path, tmp_path / "p2", model="other").pairs == 0
 
 
 def test_kto_rows_from_thumbs(log: Path) -> None:
