@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import multiprocessing
 import random
 import re
 import tempfile
@@ -240,7 +241,9 @@ def demonstrate(
     if processes > 1 and len(tasks) > 1:
         size = math.ceil(len(tasks) / processes)
         shares = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
-        with ProcessPoolExecutor(len(shares)) as pool:
+        # Spawned, not forked: a fork after torch has started its OpenMP threads (a model trained earlier in this
+        # process) hangs a worker as soon as it runs torch itself, as memory tasks' embedding model does.
+        with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
             played = pool.map(_demonstrate, shares, [tokenizer] * len(shares), [max_steps] * len(shares))
             return [demo for share in played for demo in share]
     return _demonstrate(tasks, tokenizer, max_steps)

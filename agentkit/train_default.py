@@ -35,7 +35,7 @@ from transformers import HfArgumentParser
 from agentkit.demonstrations import Demonstration, demonstrate
 from agentkit.llm.default import trained_model_home
 from agentkit.llm.tiny import HERMES_TEMPLATE, build_tiny_model
-from agentkit.tasks import generate_tasks
+from agentkit.tasks import MEMORY_CATEGORIES, generate_tasks
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +55,13 @@ class TrainDefaultConfig:
     )
     seed: int = field(default=0, metadata={"help": "Seed for tasks, initialisation and batches."})
     n_tasks: int = field(default=4000, metadata={"help": "Gold episodes to train on."})
+    memory_tasks: int = field(
+        default=0,
+        metadata={
+            "help": "More gold episodes, of the remember and recall categories, played with the memory tools (their "
+            "prompt lists two more tools); 0 leaves memory out, as the shipped model does."
+        },
+    )
     agent_max_steps: int = field(default=8, metadata={"help": "The step budget stated in the agent's prompt."})
     vocab_size: int = field(default=2048, metadata={"help": "Tokenizer vocabulary size."})
     hidden_size: int = field(default=128, metadata={"help": "Model width."})
@@ -90,8 +97,9 @@ class TrainReport:
         seconds: Wall-clock time of the whole run.
         losses: ``(step, mean loss since the last report)`` pairs, on the episodes.
         copy_losses: The same for the copy warm-up.
-        prefix_tokens: Tokens of the shared system prompt.
+        prefix_tokens: Tokens of the shared system prompt (of the first task's, where memory tasks add another).
         mean_episode_tokens: Mean tokens of an episode after that prefix.
+        prompt_steps: Steps per system prompt, in order of first use (one prompt unless memory tasks add one).
     """
 
     output_dir: str
@@ -101,6 +109,7 @@ class TrainReport:
     copy_losses: list[tuple[int, float]]
     prefix_tokens: int
     mean_episode_tokens: float
+    prompt_steps: list[int]
 
 
 def make_parser() -> HfArgumentParser:
@@ -108,13 +117,22 @@ def make_parser() -> HfArgumentParser:
     return HfArgumentParser(TrainDefaultConfig)  # type: ignore[arg-type]
 
 
-def _shared_prefix(demonstrations: Sequence[Demonstration]) -> str:
-    first = demonstrations[0].text
-    prefix = first[: first.index(_TURN_START + "user") + len(_TURN_START)]
+def _by_prefix(
+    demonstrations: Sequence[Demonstration], tokenizer: Any
+) -> tuple[list[torch.Tensor], list[list[tuple[list[int], list[int]]]]]:
+    """The episodes grouped by their system prompt and tool list (memory tasks list two more), in order of first use.
+
+    Returns:
+        Each group's prompt as token ids (one row), and its episodes encoded after it (`_encode`). Each prompt's
+        key/value cache is computed once per batch, so a batch holds episodes of one prompt only.
+    """
+    import torch
+
+    texts: dict[str, list[Demonstration]] = {}
     for demo in demonstrations:
-        if not demo.text.startswith(prefix):
-            raise RuntimeError("The episodes do not share one system prompt; this trainer relies on it.")
-    return prefix
+        texts.setdefault(demo.text[: demo.text.index(_TURN_START + "user") + len(_TURN_START)], []).append(demo)
+    prefixes = [torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]]) for text in texts]
+    return prefixes, [[_encode(tokenizer, demo, len(text)) for demo in demos] for text, demos in texts.items()]
 
 
 def _encode(tokenizer: Any, demo: Demonstration, skip: int) -> tuple[list[int], list[int]]:
@@ -241,6 +259,50 @@ def _loss(model: Any, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
     return _learned_loss(model, hidden, labels)
 
 
+def _gold_episodes(config: TrainDefaultConfig, tokenizer: Any) -> list[Demonstration]:
+    """The training tasks' gold episodes, rendered with `tokenizer`'s template."""
+    tasks = generate_tasks(config.n_tasks, split="train", seed=config.seed)
+    if config.memory_tasks:
+        memory = dict.fromkeys(MEMORY_CATEGORIES, 1.0)
+        tasks += generate_tasks(config.memory_tasks, split="train", seed=config.seed, weights=memory)
+    return demonstrate(
+        tasks,
+        tokenizer,
+        max_steps=config.agent_max_steps,
+        processes=os.cpu_count() or 1,  # the one step of the run that would otherwise leave all cores but one idle
+    )
+
+
+def _train_episodes(
+    model: Any,
+    prefixes: Sequence[torch.Tensor],
+    groups: Sequence[Sequence[tuple[list[int], list[int]]]],
+    pad: int,
+    config: TrainDefaultConfig,
+    *,
+    learn: Any,
+) -> tuple[list[tuple[int, float]], list[int]]:
+    """Train on the episodes (`_by_prefix`'s groups); returns the logged losses and the steps per prompt."""
+    from tqdm.auto import tqdm
+
+    batches = [
+        _length_buckets(group, config.batch_size, random.Random(config.seed if i == 0 else f"{config.seed}-{i}"))
+        for i, group in enumerate(groups)
+    ]
+    # Each step draws its prompt in proportion to the episodes that have it, so every episode is seen about as often.
+    pick = random.Random(f"{config.seed}-prompts")
+    prompt_steps = [0] * len(groups)
+    losses: list[tuple[int, float]] = []
+    for step in tqdm(range(config.train_steps), desc="train-default", disable=None):
+        i = 0 if len(groups) == 1 else pick.choices(range(len(groups)), [len(g) for g in groups])[0]
+        prompt_steps[i] += 1
+        ids, mask, labels = _batch(next(batches[i]), pad)
+        learn(
+            _loss(model, prefixes[i], ids, mask, labels), step=step, total=config.train_steps, log=losses, name="step"
+        )
+    return losses, prompt_steps
+
+
 def main(config: TrainDefaultConfig) -> TrainReport:
     """Train and save the default model.
 
@@ -260,13 +322,7 @@ def main(config: TrainDefaultConfig) -> TrainReport:
 
     # Render once with the template alone (the text does not depend on the vocabulary), then fit the tokenizer.
     template_only = build_tiny_model(out, vocab_size=300, hidden_size=8, layers=1, heads=1)
-    tasks = generate_tasks(config.n_tasks, split="train", seed=config.seed)
-    demonstrations = demonstrate(
-        tasks,
-        AutoTokenizer.from_pretrained(template_only),
-        max_steps=config.agent_max_steps,
-        processes=os.cpu_count() or 1,  # the one step of the run that would otherwise leave all cores but one idle
-    )
+    demonstrations = _gold_episodes(config, AutoTokenizer.from_pretrained(template_only))
     build_tiny_model(
         out,
         chat_template=HERMES_TEMPLATE,
@@ -281,9 +337,8 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     tokenizer = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
 
-    prefix_text = _shared_prefix(demonstrations)
-    prefix = torch.tensor([tokenizer(prefix_text, add_special_tokens=False)["input_ids"]])
-    rows = [_encode(tokenizer, demo, len(prefix_text)) for demo in demonstrations]
+    prefixes, groups = _by_prefix(demonstrations, tokenizer)
+    rows = [row for group in groups for row in group]
 
     pool = sorted(_copied_tokens(rows) - set(tokenizer.all_special_ids))
     warm = config.copy_warmup_steps if pool else 0  # episodes that never repeat anything need no copying
@@ -319,12 +374,7 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     model.train()
     copy_losses = _copy_warmup(model, pool, tokenizer, config, steps=warm, learn=learn)
 
-    batches = _length_buckets(rows, config.batch_size, random.Random(config.seed))
-    losses: list[tuple[int, float]] = []
-    for step in tqdm(range(config.train_steps), desc="train-default", disable=None):
-        ids, mask, labels = _batch(next(batches), tokenizer.pad_token_id)
-        loss = _loss(model, prefix, ids, mask, labels)
-        learn(loss, step=step, total=config.train_steps, log=losses, name="step")
+    losses, prompt_steps = _train_episodes(model, prefixes, groups, tokenizer.pad_token_id, config, learn=learn)
     model.eval()  # type: ignore[no-untyped-call]
     # Half-precision storage halves the checkpoint; the loader widens it back to float32 on a CPU.
     model.to(torch.bfloat16).save_pretrained(out)  # type: ignore[arg-type]
@@ -334,8 +384,9 @@ def main(config: TrainDefaultConfig) -> TrainReport:
         seconds=time.monotonic() - started,
         losses=losses,
         copy_losses=copy_losses,
-        prefix_tokens=int(prefix.shape[1]),
+        prefix_tokens=int(prefixes[0].shape[1]),
         mean_episode_tokens=sum(len(ids) for ids, _ in rows) / len(rows),
+        prompt_steps=prompt_steps,
     )
     (out / "training.json").write_text(json.dumps({"config": asdict(config), **asdict(report)}, indent=2) + "\n")
     return report

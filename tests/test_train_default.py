@@ -38,6 +38,30 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
     assert isinstance(chat.invoke("Hi!").content, str)
 
 
+def test_memory_tasks_are_trained_after_a_system_prompt_of_their_own(tmp_path: Path):
+    config = TrainDefaultConfig(
+        output_dir=str(tmp_path / "model"),
+        n_tasks=24,
+        memory_tasks=16,
+        vocab_size=600,
+        hidden_size=16,
+        layers=1,
+        heads=2,
+        copy_warmup_steps=2,
+        copy_number_steps=1,
+        copy_warmup_batch=4,
+        train_steps=40,
+        batch_size=2,
+        warmup_steps=2,
+        log_every=10,
+    )
+    report = main(config)
+    # Two prompts (the memory tools listed in the second), each trained about as often as it has episodes.
+    assert len(report.prompt_steps) == 2 and sum(report.prompt_steps) == 40
+    assert 4 <= report.prompt_steps[1] <= 28, report.prompt_steps
+    assert report.mean_episode_tokens > 0
+
+
 def test_the_parser_takes_every_setting_as_a_flag():
     (config,) = make_parser().parse_args_into_dataclasses(["--output_dir", "x", "--train_steps", "7", "--seed", "3"])
     assert (config.output_dir, config.train_steps, config.seed) == ("x", 7, 3)
