@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage, convert_to_messages
 from langchain_core.outputs import ChatResult
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -159,6 +160,12 @@ def gold_plan_model(tasks: Sequence[Task]) -> ScriptedChatModel:
     return ScriptedChatModel(responses=[reply], repeat=True)
 
 
+def _messages(prompt: LanguageModelInput) -> list[BaseMessage]:
+    if isinstance(prompt, PromptValue):
+        return prompt.to_messages()
+    return [HumanMessage(prompt)] if isinstance(prompt, str) else convert_to_messages(prompt)
+
+
 class GoldPrefixChatModel(BaseChatModel):
     """Plays the first `steps` turns of each task's gold plan, then lets `model` finish the episode.
 
@@ -201,11 +208,12 @@ class GoldPrefixChatModel(BaseChatModel):
         """Bind the tools to the gold plans and to the model, and route each call to one of them by its turn."""
         model, gold = self.model.bind_tools(tools, **kwargs), gold_plan_model(self.tasks).bind_tools(tools)
 
-        def call(messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
-            return self._pick(messages, model, gold).invoke(messages, config)  # type: ignore[no-any-return]
+        def call(prompt: LanguageModelInput, config: RunnableConfig) -> AIMessage:
+            return self._pick(_messages(prompt), model, gold).invoke(prompt, config)  # type: ignore[no-any-return]
 
-        async def acall(messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
-            return await self._pick(messages, model, gold).ainvoke(messages, config)  # type: ignore[no-any-return]
+        async def acall(prompt: LanguageModelInput, config: RunnableConfig) -> AIMessage:
+            chosen = self._pick(_messages(prompt), model, gold)
+            return await chosen.ainvoke(prompt, config)  # type: ignore[no-any-return]
 
         return RunnableLambda(call, afunc=acall, name=self.model_id)
 
