@@ -6,8 +6,10 @@ training task's gold plan through the same agent and logs it too (with ``gold_pr
 each task greedily from every step of its gold plan: `agentkit.demonstrations.GoldPrefixChatModel`), pairs the best
 rollout of a task (or its gold plan, when none did as well) against the worst at their first differing turn
 (`agentkit.pairs`), trains a LoRA adapter with TRL's DPO (`agentkit.dpo`) on the pairs of every round so far, and
-evaluates greedily on the same held-out tasks as before training. Round two collects with round one's adapter, so it
-finds the mistakes that are left.
+evaluates greedily on the same held-out tasks as before training. A round is kept only if its adapter does at least
+as well as the model before it on validation tasks (training-split tasks no round trains on; never the held-out
+ones), so a later round never falls back on them; round two collects with round one's adapter when it was kept, so
+it finds the mistakes that are left.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from transformers import HfArgumentParser, set_seed
 from agentkit.envs import load_task_file
 from agentkit.errors import ConfigError
 from agentkit.evaluate import EvalReport, evaluate, plot_report, save_report
-from agentkit.tasks import MULTI_STEP, generate_tasks
+from agentkit.tasks import MULTI_STEP, Task, generate_tasks
 
 __all__ = ["TRAIN_WEIGHTS", "ImproveConfig", "main", "make_parser"]
 
@@ -55,6 +57,17 @@ class ImproveConfig:
         },
     )
     eval_tasks: int = field(default=180, metadata={"help": "Held-out tasks for the before/after evaluation."})
+    validation_tasks: int = field(
+        default=90,
+        metadata={
+            "help": "Generated training-split tasks, none trained on, that each round's adapter must do as well on "
+            "as the model it would replace, or the round is not kept (0, or a train_file without a validation_file: "
+            "keep every round)."
+        },
+    )
+    validation_file: str = field(
+        default="", metadata={"help": "A JSONL task file to validate rounds on instead of generated tasks."}
+    )
     train_file: str = field(default="", metadata={"help": "A JSONL task file to train on instead of generated tasks."})
     eval_file: str = field(default="", metadata={"help": "A JSONL task file to evaluate on instead of held-out ones."})
     seed: int = field(
@@ -80,20 +93,67 @@ def _chat(model: str, adapter: str | None, temperature: float) -> Any:
     return load_default_model(model, adapter=adapter, temperature=temperature, return_logprobs=True)
 
 
+def _train_tasks(config: ImproveConfig, number: int) -> list[Task]:
+    if config.train_file:
+        return load_task_file(config.train_file)
+    return generate_tasks(config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=TRAIN_WEIGHTS)
+
+
+def _collect(config: ImproveConfig, number: int, tasks: list[Task], adapter: str | None, log: Path) -> None:
+    """Log the round's episodes: sampled rollouts, and for generated tasks the gold plans (and gold prefixes)."""
+    from agentkit.demonstrations import GoldPrefixChatModel, agent_tools, gold_plan_model
+    from agentkit.pairs import GOLD_PLAN
+    from agentkit.rewards import RewardLogger
+
+    sampler = _chat(config.model, adapter, config.temperature)
+    logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
+    rollouts = [task for task in tasks for _ in range(config.rollouts)]
+    # Sampling draws from torch's global generator: the same seed gives the same rollouts one at a time
+    # (concurrent ones are batched as they arrive, which changes the draws).
+    set_seed(config.seed + number)
+    evaluate(sampler, rollouts, hooks=[logger], concurrency=config.concurrency)
+    if not config.gold_plans or config.train_file:  # a user's task file has answers, not plans
+        return
+    gold = RewardLogger(log, model=GOLD_PLAN, tools=agent_tools(), tasks=tasks)
+    evaluate(gold_plan_model(tasks), tasks, hooks=[gold], concurrency=config.concurrency)
+    if config.gold_prefixes:
+        greedy = _chat(config.model, adapter, 0.0)  # the mistakes that the held-out evaluation meets
+        for steps in range(max(len(task.plan) for task in tasks) + 1):
+            branch = GoldPrefixChatModel(model=greedy, tasks=tasks, steps=steps)
+            logger = RewardLogger(log, model=branch, tools=agent_tools(), tasks=tasks)
+            reach = [task for task in tasks if len(task.plan) >= steps]
+            evaluate(branch, reach, hooks=[logger], concurrency=config.concurrency)
+
+
+def _validation_tasks(config: ImproveConfig) -> list[Task]:
+    """The validation tasks: the file's, or generated training-split tasks that no round trains on."""
+    if config.validation_file:
+        return load_task_file(config.validation_file)
+    if not config.validation_tasks or config.train_file:  # generated tasks say nothing about a user's own
+        return []
+    trained = {task.id for number in range(1, config.rounds + 1) for task in _train_tasks(config, number)}
+    drawn = generate_tasks(config.validation_tasks + len(trained), split="train", seed=config.seed + 999)
+    return [task for task in drawn if task.id not in trained][: config.validation_tasks]
+
+
+def _validate(model: str, adapter: str | None, tasks: list[Task]) -> float | None:
+    """Greedy success on the validation tasks (None without any)."""
+    return evaluate(_chat(model, adapter, 0.0), tasks).overall.success if tasks else None
+
+
 def main(config: ImproveConfig) -> dict[str, Any]:
     """Run the loop and write ``summary.json`` and ``before_after.png`` under ``output_dir``.
 
     Returns:
-        The summary: per round, pairs and seconds, and the before/after success per category.
+        The summary: per round, pairs, validation success, whether it was kept, the adapter in use after it and
+        seconds; and the before/after success per category.
 
     Raises:
         ConfigError: When a round produces no pairs (nothing to learn from: more rollouts or tasks may help).
     """
-    from agentkit.demonstrations import GoldPrefixChatModel, agent_tools, gold_plan_model
     from agentkit.dpo import DPOScriptConfig
     from agentkit.dpo import main as dpo
-    from agentkit.pairs import GOLD_PLAN, write_pairs
-    from agentkit.rewards import RewardLogger
+    from agentkit.pairs import write_pairs
 
     started = time.monotonic()
     out = Path(config.output_dir)
@@ -105,45 +165,25 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     )
     reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
     save_report(reports["before"], out / "eval-before.json")
+    validation = _validation_tasks(config)
+    best = _validate(config.model, None, validation)
     rounds: list[dict[str, Any]] = []
     adapter: str | None = None
     log = out / "episodes.sqlite"
     for number in range(1, config.rounds + 1):
         round_started = time.monotonic()
-        tasks = (
-            load_task_file(config.train_file)
-            if config.train_file
-            else generate_tasks(
-                config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=TRAIN_WEIGHTS
-            )
-        )
-        sampler = _chat(config.model, adapter, config.temperature)
-        logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
-        rollouts = [task for task in tasks for _ in range(config.rollouts)]
-        # Sampling draws from torch's global generator: the same seed gives the same rollouts one at a time
-        # (concurrent ones are batched as they arrive, which changes the draws).
-        set_seed(config.seed + number)
-        evaluate(sampler, rollouts, hooks=[logger], concurrency=config.concurrency)
-        if config.gold_plans and not config.train_file:  # a user's task file has answers, not plans
-            gold = RewardLogger(log, model=GOLD_PLAN, tools=agent_tools(), tasks=tasks)
-            evaluate(gold_plan_model(tasks), tasks, hooks=[gold], concurrency=config.concurrency)
-            if config.gold_prefixes:
-                greedy = _chat(config.model, adapter, 0.0)  # the mistakes that the held-out evaluation meets
-                for steps in range(max(len(task.plan) for task in tasks) + 1):
-                    branch = GoldPrefixChatModel(model=greedy, tasks=tasks, steps=steps)
-                    logger = RewardLogger(log, model=branch, tools=agent_tools(), tasks=tasks)
-                    reach = [task for task in tasks if len(task.plan) >= steps]
-                    evaluate(branch, reach, hooks=[logger], concurrency=config.concurrency)
+        tasks = _train_tasks(config, number)
+        _collect(config, number, tasks, adapter, log)
         pairs_dir = out / f"pairs-{number}"
         stats = write_pairs(log, pairs_dir, max_pairs_per_task=2)
         if not stats.pairs:
             raise ConfigError(f"Round {number} found no preference pairs: {stats.explain()}")
-        adapter = str(out / f"adapter-{number}")
+        candidate = str(out / f"adapter-{number}")
         trained = dpo(
             DPOScriptConfig(
                 model=config.model,
                 pairs=str(pairs_dir),
-                output_dir=adapter,
+                output_dir=candidate,
                 epochs=config.epochs,
                 learning_rate=config.learning_rate,
                 beta=config.beta,
@@ -151,14 +191,24 @@ def main(config: ImproveConfig) -> dict[str, Any]:
                 seed=config.seed,
             )
         )
-        label = f"round {number}"
-        reports[label] = evaluate(_chat(config.model, adapter, 0.0), heldout, model_name=label)
+        # A round that does worse on the validation tasks is not kept: the next one starts from the model before it.
+        score = _validate(config.model, candidate, validation)
+        kept = score is None or best is None or score >= best
+        label, previous = f"round {number}", list(reports)[-1]
+        if kept:
+            adapter, best = candidate, score
+            reports[label] = evaluate(_chat(config.model, adapter, 0.0), heldout, model_name=label)
+        else:  # the same model as the round before, so the same held-out result
+            reports[label] = replace(reports[previous], model=f"{label} (not kept: {previous})")
         save_report(reports[label], out / f"eval-round-{number}.json")
         rounds.append(
             {
                 "round": number,
                 "pairs": stats.pairs,
                 "dropped": trained.dropped,
+                "validation": score,
+                "kept": kept,
+                "adapter": adapter,
                 "seconds": time.monotonic() - round_started,
             }
         )

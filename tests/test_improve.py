@@ -9,9 +9,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from agentkit.demonstrations import END_OF_TURN, demonstrate
-from agentkit.improve import TRAIN_WEIGHTS, ImproveConfig, main
+from agentkit.improve import TRAIN_WEIGHTS, ImproveConfig, _validation_tasks, main
 from agentkit.llm.tiny import build_tiny_model, train_to_say
 from agentkit.pairs import GOLD_PLAN, GOLD_PREFIX
+from agentkit.rewards import RewardLog
 from agentkit.tasks import PlannedCall, Task, generate_tasks, save_tasks
 
 TASK = Task(
@@ -51,6 +52,7 @@ def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after
     )
     summary = main(config)
     assert summary["rounds"][0]["pairs"] >= 1
+    assert summary["rounds"][0]["kept"] and summary["rounds"][0]["validation"] is None  # no validation file
     assert set(summary["success"]) == {"before", "round 1"}
     # Greedy evaluation: the adapter trained on the model's own pairs must not lose the task it could already do.
     assert summary["success"]["round 1"]["arithmetic-1"] >= summary["success"]["before"]["arithmetic-1"] == 1.0
@@ -67,6 +69,7 @@ def test_gold_plans_and_gold_prefixes_of_generated_tasks_are_logged_and_paired(t
         train_tasks=3,
         rollouts=1,
         eval_tasks=2,
+        validation_tasks=3,
         gold_prefixes=True,
         epochs=1,
         concurrency=1,
@@ -83,3 +86,34 @@ def test_gold_plans_and_gold_prefixes_of_generated_tasks_are_logged_and_paired(t
         assert versions[f"{model}{GOLD_PREFIX}{steps}@base"] == reach
     # The tiny model knows one question only: gold turns are chosen against its failures.
     assert stats["gold"] >= 1 and summary["rounds"][0]["pairs"] == stats["pairs"] >= 1
+    # Validated on generated training-split tasks that no round trained on.
+    assert isinstance(summary["rounds"][0]["validation"], float)
+    validation = _validation_tasks(config)
+    assert len(validation) == 3 and not {t.id for t in validation} & {t.id for t in tasks}
+
+
+def test_a_round_that_does_worse_on_the_validation_tasks_is_not_kept(tmp_path: Path, model: Path):
+    tasks = tmp_path / "tasks.jsonl"
+    save_tasks([TASK], str(tasks))
+    config = ImproveConfig(
+        model=str(model),
+        output_dir=str(tmp_path / "run"),
+        train_file=str(tasks),
+        eval_file=str(tasks),
+        validation_file=str(tasks),
+        rounds=2,
+        rollouts=12,
+        temperature=1.0,
+        epochs=2,
+        learning_rate=0.5,  # wrecks the model: the validation task is lost
+        concurrency=1,
+    )
+    summary = main(config)
+    first, second = summary["rounds"]
+    assert first["validation"] == 0.0 and not first["kept"] and first["adapter"] is None
+    assert not second["kept"] and second["adapter"] is None  # round two sampled from the model before round one
+    # The rounds not kept report the held-out result of the model still in use.
+    assert summary["success"]["round 1"] == summary["success"]["round 2"] == summary["success"]["before"]
+    assert summary["success"]["before"]["arithmetic-1"] == 1.0
+    episodes = RewardLog(tmp_path / "run" / "episodes.sqlite").episodes()
+    assert {e.adapter for e in episodes} == {None}
