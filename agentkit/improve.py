@@ -145,8 +145,8 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     """Run the loop and write ``summary.json`` and ``before_after.png`` under ``output_dir``.
 
     Returns:
-        The summary: per round, pairs, validation success, whether it was kept, the adapter in use after it and
-        seconds; and the before/after success per category.
+        The summary: validation success before training; per round, pairs, validation success, whether it was
+        kept, the adapter in use after it and seconds; and the before/after success per category.
 
     Raises:
         ConfigError: When a round produces no pairs (nothing to learn from: more rollouts or tasks may help).
@@ -166,7 +166,7 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
     save_report(reports["before"], out / "eval-before.json")
     validation = _validation_tasks(config)
-    best = _validate(config.model, None, validation)
+    best = validation_before = _validate(config.model, None, validation)
     rounds: list[dict[str, Any]] = []
     adapter: str | None = None
     log = out / "episodes.sqlite"
@@ -215,6 +215,7 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     plot_report(reports, out / "before_after.png", title="Held-out success before and after DPO")
     summary = {
         "config": asdict(config),
+        "validation_before": validation_before,
         "rounds": rounds,
         "success": {label: {c: s.success for c, s in r.categories.items()} for label, r in reports.items()},
         "multi_step": {

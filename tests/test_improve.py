@@ -110,6 +110,7 @@ def test_a_round_that_does_worse_on_the_validation_tasks_is_not_kept(tmp_path: P
     )
     summary = main(config)
     first, second = summary["rounds"]
+    assert summary["validation_before"] == 1.0
     assert first["validation"] == 0.0 and not first["kept"] and first["adapter"] is None
     assert not second["kept"] and second["adapter"] is None  # round two sampled from the model before round one
     # The rounds not kept report the held-out result of the model still in use.
