@@ -125,13 +125,12 @@ def _collect(config: ImproveConfig, number: int, tasks: list[Task], adapter: str
             evaluate(branch, reach, hooks=[logger], concurrency=config.concurrency)
 
 
-def _validation_tasks(config: ImproveConfig) -> list[Task]:
-    """The validation tasks: the file's, or generated training-split tasks that no round trains on."""
+def _validation_tasks(config: ImproveConfig, trained: set[str]) -> list[Task]:
+    """The validation tasks: the file's, or generated training-split tasks whose ids are not in `trained`."""
     if config.validation_file:
         return load_task_file(config.validation_file)
     if not config.validation_tasks or config.train_file:  # generated tasks say nothing about a user's own
         return []
-    trained = {task.id for number in range(1, config.rounds + 1) for task in _train_tasks(config, number)}
     drawn = generate_tasks(config.validation_tasks + len(trained), split="train", seed=config.seed + 999)
     return [task for task in drawn if task.id not in trained][: config.validation_tasks]
 
@@ -165,14 +164,14 @@ def main(config: ImproveConfig) -> dict[str, Any]:
     )
     reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
     save_report(reports["before"], out / "eval-before.json")
-    validation = _validation_tasks(config)
+    per_round = [_train_tasks(config, number) for number in range(1, config.rounds + 1)]
+    validation = _validation_tasks(config, {task.id for tasks in per_round for task in tasks})
     best = validation_before = _validate(config.model, None, validation)
     rounds: list[dict[str, Any]] = []
     adapter: str | None = None
     log = out / "episodes.sqlite"
-    for number in range(1, config.rounds + 1):
+    for number, tasks in enumerate(per_round, start=1):
         round_started = time.monotonic()
-        tasks = _train_tasks(config, number)
         _collect(config, number, tasks, adapter, log)
         pairs_dir = out / f"pairs-{number}"
         stats = write_pairs(log, pairs_dir, max_pairs_per_task=2)

@@ -211,12 +211,14 @@ def build_pairs(
                 stats.below_margin += 1
                 break
             row = _cut(chosen, rejected, stats)
-            if row is not None and _text_of(row) in written:
-                stats.duplicates += 1
-            elif row is not None:
-                written.add(_text_of(row))
-                rows.append({**row, "chosen_reward": high, "rejected_reward": low})
-                made += 1
+            if row is not None:
+                text = _text_of(row)
+                if text in written:
+                    stats.duplicates += 1
+                else:
+                    written.add(text)
+                    rows.append({**row, "chosen_reward": high, "rejected_reward": low})
+                    made += 1
             best, worst = best + 1, worst - 1
     stats.pairs = len(rows)
     return rows, stats

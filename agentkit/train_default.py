@@ -290,11 +290,12 @@ def _train_episodes(
         for i, group in enumerate(groups)
     ]
     # Each step draws its prompt in proportion to the episodes that have it, so every episode is seen about as often.
-    pick = random.Random(f"{config.seed}-prompts")
+    # A generator of its own, so the batches are the same with one prompt as before prompts could be several.
+    pick, shares = random.Random(f"{config.seed}-prompts"), [len(group) for group in groups]
     prompt_steps = [0] * len(groups)
     losses: list[tuple[int, float]] = []
     for step in tqdm(range(config.train_steps), desc="train-default", disable=None):
-        i = 0 if len(groups) == 1 else pick.choices(range(len(groups)), [len(g) for g in groups])[0]
+        i = pick.choices(range(len(groups)), shares)[0]
         prompt_steps[i] += 1
         ids, mask, labels = _batch(next(batches[i]), pad)
         learn(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from transformers import AutoTokenizer
@@ -37,10 +38,11 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model
 
 
-def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after(tmp_path: Path, model: Path):
+def _on_the_task(tmp_path: Path, model: Path, **settings: Any) -> ImproveConfig:
+    """The loop trained and evaluated on `TASK`'s own task file, with 12 rollouts at temperature 1.0."""
     tasks = tmp_path / "tasks.jsonl"
     save_tasks([TASK], str(tasks))
-    config = ImproveConfig(
+    return ImproveConfig(
         model=str(model),
         output_dir=str(tmp_path / "run"),
         train_file=str(tasks),
@@ -49,8 +51,12 @@ def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after
         temperature=1.0,
         epochs=2,
         concurrency=1,  # with the seed, the same rollouts every run (batched ones depend on thread timing)
+        **settings,
     )
-    summary = main(config)
+
+
+def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after(tmp_path: Path, model: Path):
+    summary = main(_on_the_task(tmp_path, model))
     assert summary["rounds"][0]["pairs"] >= 1
     assert summary["rounds"][0]["kept"] and summary["rounds"][0]["validation"] is None  # no validation file
     assert set(summary["success"]) == {"before", "round 1"}
@@ -88,27 +94,15 @@ def test_gold_plans_and_gold_prefixes_of_generated_tasks_are_logged_and_paired(t
     assert stats["gold"] >= 1 and summary["rounds"][0]["pairs"] == stats["pairs"] >= 1
     # Validated on generated training-split tasks that no round trained on.
     assert isinstance(summary["rounds"][0]["validation"], float)
-    validation = _validation_tasks(config)
+    validation = _validation_tasks(config, {t.id for t in tasks})
     assert len(validation) == 3 and not {t.id for t in validation} & {t.id for t in tasks}
 
 
 def test_a_round_that_does_worse_on_the_validation_tasks_is_not_kept(tmp_path: Path, model: Path):
-    tasks = tmp_path / "tasks.jsonl"
-    save_tasks([TASK], str(tasks))
-    config = ImproveConfig(
-        model=str(model),
-        output_dir=str(tmp_path / "run"),
-        train_file=str(tasks),
-        eval_file=str(tasks),
-        validation_file=str(tasks),
-        rounds=2,
-        rollouts=12,
-        temperature=1.0,
-        epochs=2,
-        learning_rate=0.5,  # wrecks the model: the validation task is lost
-        concurrency=1,
+    # A learning rate that wrecks the model: the validation task is lost.
+    summary = main(
+        _on_the_task(tmp_path, model, validation_file=str(tmp_path / "tasks.jsonl"), rounds=2, learning_rate=0.5)
     )
-    summary = main(config)
     first, second = summary["rounds"]
     assert summary["validation_before"] == 1.0
     assert first["validation"] == 0.0 and not first["kept"] and first["adapter"] is None
