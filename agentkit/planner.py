@@ -235,7 +235,10 @@ class ToolCallingPlanner(Planner):
             )
             return Turn(reply, thought, error=problems)
         if reply.tool_calls:
-            calls = [ToolCall(name=c["name"], args=c["args"], id=c.get("id") or _new_id()) for c in reply.tool_calls]
+            calls = [
+                ToolCall(name=c["name"], args=c["args"], id=c.get("id") or _new_id(), type="tool_call")
+                for c in reply.tool_calls
+            ]
             message = reply.model_copy(update={"tool_calls": calls})
             actions = [
                 ToolRequest(toolbox.resolve(c["name"]) or c["name"], dict(c["args"]), c["id"] or _new_id())
