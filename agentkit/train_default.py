@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import HfArgumentParser
 
 from agentkit.demonstrations import Demonstration, demonstrate
+from agentkit.llm.compat import cache_keyword
 from agentkit.llm.default import trained_model_home
 from agentkit.llm.tiny import HERMES_TEMPLATE, build_tiny_model
 from agentkit.tasks import MEMORY_CATEGORIES, generate_tasks
@@ -252,10 +253,10 @@ def _loss(model: Any, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
 
     # The decoder alone: the prefix's logits are never used, and the vocabulary projection of 837 positions cost
     # about 5 % of a step.
-    cache = model.get_decoder()(input_ids=prefix, use_cache=True).past_key_values
+    cache = getattr(model.get_decoder()(input_ids=prefix, use_cache=True), cache_keyword())
     cache.batch_repeat_interleave(ids.shape[0])
     full_mask = torch.cat([torch.ones(ids.shape[0], prefix.shape[1], dtype=mask.dtype), mask], dim=1)
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=full_mask, past_key_values=cache).last_hidden_state
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=full_mask, **{cache_keyword(): cache}).last_hidden_state
     return _learned_loss(model, hidden, labels)
 
 

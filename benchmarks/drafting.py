@@ -31,6 +31,7 @@ from machine import machine_info
 
 from agentkit.evaluate import evaluate
 from agentkit.llm import LocalChatModel
+from agentkit.llm.compat import cache_keyword
 from agentkit.llm.default import SHIPPED_MODEL
 from agentkit.tasks import generate_tasks
 
@@ -104,10 +105,10 @@ def _pass_ms(folder: Path, tokens: int, repeats: int = 15) -> float:
     with torch.inference_mode():
         for _ in range(repeats):
             cache = DynamicCache()
-            model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            model(input_ids=prompt, use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
             new = torch.randint(3, model.config.vocab_size, (1, tokens))
             started = time.perf_counter()
-            model(input_ids=new, past_key_values=cache, use_cache=True)
+            model(input_ids=new, use_cache=True, **{cache_keyword(): cache})
             times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times)
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentkit.llm.compat import cache_keyword
+
 if TYPE_CHECKING:
     from agentkit.llm.constrained import ToolCallConstraint
 
@@ -156,7 +158,7 @@ def run_batch(
         drafted = _drafts(rows, settings, croppable)
         options = _options(tokenizer, rows, settings, pad, ends, drafted=drafted, prompt_width=width)
         if cache is not None:
-            options["past_key_values"] = cache
+            options[cache_keyword()] = cache
         with _first_pass_from_cache(model) if drafted and cache is not None else contextlib.nullcontext():
             output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
     results = []
@@ -174,7 +176,7 @@ def run_batch(
         scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         kept = None
         if cache is not None:
-            kept = _row_cache(output.past_key_values, index, pads[index], row.ids + new)
+            kept = _row_cache(getattr(output, cache_keyword()), index, pads[index], row.ids + new)
         results.append(Generated(text, reason, matched, new, scores, len(row.ids), len(row.ids) - reused[index], kept))
     return results
 
@@ -274,9 +276,9 @@ def _prefill_batch(model: Any, rows: Sequence[Row], pads: list[int], pad: int, d
         input_ids=torch.tensor(inputs, device=device),
         attention_mask=torch.tensor(masks, device=device),
         position_ids=torch.tensor(positions, device=device),
-        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **{cache_keyword(): cache},
     )
     return cache, taken
 
@@ -290,7 +292,8 @@ def _prefill(model: Any, row: Row, device: str) -> KV:
     todo = row.ids[start:-1]
     if todo:
         # logits_to_keep=1: the logits of a prefill are not needed, and the vocabulary projection is costly.
-        model(input_ids=torch.tensor([todo], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        inputs = torch.tensor([todo], device=device)
+        model(input_ids=inputs, use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
     if cache.get_seq_length() == 0:
         return []
     return [(layer.keys, layer.values) for layer in cache.layers]
@@ -445,7 +448,7 @@ def _first_pass_from_cache(model: Any) -> Iterator[None]:
     prepare = model.prepare_inputs_for_generation
 
     def from_cache(input_ids: Any, *args: Any, **kwargs: Any) -> Any:
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get(cache_keyword())
         if kwargs.get("is_first_iteration") and kwargs.get("next_sequence_length") is None and cache is not None:
             kwargs["next_sequence_length"] = input_ids.shape[1] - cache.get_seq_length()
         return prepare(input_ids, *args, **kwargs)
