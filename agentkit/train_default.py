@@ -10,7 +10,12 @@ Shaped like a TRL script (a typed config, `make_parser`, `main`, ``python -m age
    grows the induction heads that copying numbers from questions and observations needs, then the same among
    distractor numbers, which teaches those heads to copy a number exactly where other numbers are around;
 4. train on the model's own turns only: system prompt, questions and tool observations are masked;
-5. save with `save_pretrained`, plus ``training.json`` (config, loss curve, time).
+5. the memory phase: the remember and recall tasks' episodes (their prompt lists the memory tools) join the others,
+   at a lower learning rate. Memory comes last because from the start its longer prompt kept copying from forming;
+6. save with `save_pretrained`, plus ``training.json`` (config, loss curves, time).
+
+`TrainDefaultConfig.init_model` goes on training a saved model instead: the shipped model is the first four steps'
+model (one run) given the memory phase alone (a second run), see the README.
 
 Why not TRL's `SFTTrainer`: every episode begins with the same system prompt and tool list (about two thirds of its
 tokens). Here that prefix is run once per batch and its key/value cache shared by every row, gradients included,
@@ -19,10 +24,12 @@ which makes training several times faster on a CPU; the masking is the same as S
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import HfArgumentParser
 
 from agentkit.demonstrations import Demonstration, demonstrate
+from agentkit.errors import ConfigError
 from agentkit.llm.compat import cache_keyword
 from agentkit.llm.default import trained_model_home
 from agentkit.llm.tiny import HERMES_TEMPLATE, build_tiny_model
@@ -54,13 +62,21 @@ class TrainDefaultConfig:
         default_factory=lambda: str(trained_model_home()),
         metadata={"help": "Where the model is saved (default: where `agentkit run` looks, $AGENTKIT_HOME)."},
     )
+    init_model: str = field(
+        default="",
+        metadata={
+            "help": "A model folder to go on training, its tokenizer and weights, instead of building a new model; "
+            "with --copy_warmup_steps 0 --train_steps 0 only the memory phase runs (how the shipped model got "
+            "memory)."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed for tasks, initialisation and batches."})
     n_tasks: int = field(default=4000, metadata={"help": "Gold episodes to train on."})
     memory_tasks: int = field(
-        default=0,
+        default=800,
         metadata={
-            "help": "More gold episodes, of the remember and recall categories, played with the memory tools (their "
-            "prompt lists two more tools); 0 leaves memory out, as the shipped model does."
+            "help": "Gold episodes of the remember and recall categories, played with the memory tools (their prompt "
+            "lists two more tools), trained in the memory phase only; 0 leaves memory out."
         },
     )
     agent_max_steps: int = field(default=8, metadata={"help": "The step budget stated in the agent's prompt."})
@@ -85,7 +101,32 @@ class TrainDefaultConfig:
     batch_size: int = field(default=16, metadata={"help": "Episodes per step."})
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
     warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
+    memory_steps: int = field(
+        default=2000,
+        metadata={
+            "help": "Steps of the memory phase, after the others: memory episodes and the rest, drawn in "
+            "`memory_share`; 0 skips it."
+        },
+    )
+    memory_share: float = field(
+        default=0.45, metadata={"help": "Share of the memory phase's steps on memory episodes."}
+    )
+    memory_learning_rate: float = field(
+        default=1e-3, metadata={"help": "Peak learning rate of the memory phase (its own warm-up and cosine decay)."}
+    )
     log_every: int = field(default=50, metadata={"help": "Steps between loss reports."})
+
+    def __post_init__(self) -> None:
+        if self.init_model and not (Path(self.init_model) / "config.json").is_file():
+            raise ConfigError(
+                f"init_model {self.init_model!r} is not a model folder (no config.json): give the folder of a "
+                "model that `agentkit train-default` saved, or leave it empty to build a new one."
+            )
+        if not 0 < self.memory_share < 1:
+            raise ConfigError(
+                f"memory_share must be between 0 and 1 (got {self.memory_share}); "
+                "to train without memory tasks, set memory_tasks or memory_steps to 0."
+            )
 
 
 @dataclass
@@ -98,9 +139,11 @@ class TrainReport:
         seconds: Wall-clock time of the whole run.
         losses: ``(step, mean loss since the last report)`` pairs, on the episodes.
         copy_losses: The same for the copy warm-up.
+        memory_losses: The same for the memory phase.
         prefix_tokens: Tokens of the shared system prompt (of the first task's, where memory tasks add another).
         mean_episode_tokens: Mean tokens of an episode after that prefix.
-        prompt_steps: Steps per system prompt, in order of first use (one prompt unless memory tasks add one).
+        prompt_steps: Steps per system prompt over both phases: the other tasks' prompt, then the memory tasks'.
+        previous: With `TrainDefaultConfig.init_model`, that model's own ``training.json`` (config, losses, time).
     """
 
     output_dir: str
@@ -108,9 +151,17 @@ class TrainReport:
     seconds: float
     losses: list[tuple[int, float]]
     copy_losses: list[tuple[int, float]]
+    memory_losses: list[tuple[int, float]]
     prefix_tokens: int
     mean_episode_tokens: float
     prompt_steps: list[int]
+    previous: dict[str, Any] | None = None
+
+
+def _training_record(folder: str) -> dict[str, Any] | None:
+    """The ``training.json`` of the model training went on from, if any: how it was made."""
+    record = Path(folder) / "training.json" if folder else None
+    return json.loads(record.read_text()) if record is not None and record.is_file() else None
 
 
 def make_parser() -> HfArgumentParser:
@@ -260,49 +311,129 @@ def _loss(model: Any, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
     return _learned_loss(model, hidden, labels)
 
 
-def _gold_episodes(config: TrainDefaultConfig, tokenizer: Any) -> list[Demonstration]:
-    """The training tasks' gold episodes, rendered with `tokenizer`'s template."""
+def _gold_episodes(config: TrainDefaultConfig, tokenizer: Any) -> tuple[list[Demonstration], list[Demonstration]]:
+    """The training tasks' gold episodes, rendered with `tokenizer`'s template: the memory tasks' apart."""
     tasks = generate_tasks(config.n_tasks, split="train", seed=config.seed)
-    if config.memory_tasks:
-        memory = dict.fromkeys(MEMORY_CATEGORIES, 1.0)
-        tasks += generate_tasks(config.memory_tasks, split="train", seed=config.seed, weights=memory)
-    return demonstrate(
-        tasks,
-        tokenizer,
-        max_steps=config.agent_max_steps,
-        processes=os.cpu_count() or 1,  # the one step of the run that would otherwise leave all cores but one idle
-    )
+    memory = dict.fromkeys(MEMORY_CATEGORIES, 1.0)
+    memory_tasks = config.memory_tasks if config.memory_steps else 0
+    tasks += generate_tasks(memory_tasks, split="train", seed=config.seed, weights=memory)
+    # All cores: the one step of the run that would otherwise leave all but one idle.
+    played = demonstrate(tasks, tokenizer, max_steps=config.agent_max_steps, processes=os.cpu_count() or 1)
+    return played[: config.n_tasks], played[config.n_tasks :]
+
+
+def _schedule(config: TrainDefaultConfig, warm: int, step: int) -> float:
+    """The learning rate at `step` as a multiple of `config.learning_rate`, across the phases.
+
+    The copy warm-up ramps up linearly, then holds; the episodes, then the memory phase, each ramp up linearly to
+    their own peak and decay along a cosine to 5 % of it.
+    """
+    if step < warm:
+        return config.copy_warmup_lr / config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
+    step -= warm
+    if step < config.train_steps:
+        return _warm_cosine(step, config.train_steps, config.warmup_steps)
+    peak = config.memory_learning_rate / config.learning_rate
+    return peak * _warm_cosine(step - config.train_steps, config.memory_steps, config.warmup_steps)
+
+
+def _warm_cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _train_episodes(
     model: Any,
-    prefixes: Sequence[torch.Tensor],
-    groups: Sequence[Sequence[tuple[list[int], list[int]]]],
-    pad: int,
-    config: TrainDefaultConfig,
+    episodes: _Episodes,
+    shares: Sequence[float],
+    steps: int,
     *,
+    pick: random.Random,
     learn: Any,
+    name: str,
 ) -> tuple[list[tuple[int, float]], list[int]]:
-    """Train on the episodes (`_by_prefix`'s groups); returns the logged losses and the steps per prompt."""
+    """Train `steps` steps, each on a batch of one prompt's episodes drawn by `shares`.
+
+    Returns:
+        The logged losses and the steps per prompt.
+    """
     from tqdm.auto import tqdm
 
-    batches = [
-        _length_buckets(group, config.batch_size, random.Random(config.seed if i == 0 else f"{config.seed}-{i}"))
-        for i, group in enumerate(groups)
-    ]
-    # Each step draws its prompt in proportion to the episodes that have it, so every episode is seen about as often.
-    # A generator of its own, so the batches are the same with one prompt as before prompts could be several.
-    pick, shares = random.Random(f"{config.seed}-prompts"), [len(group) for group in groups]
-    prompt_steps = [0] * len(groups)
+    prompt_steps = [0] * len(shares)
     losses: list[tuple[int, float]] = []
-    for step in tqdm(range(config.train_steps), desc="train-default", disable=None):
-        i = pick.choices(range(len(groups)), shares)[0]
+    for step in tqdm(range(steps), desc=name, disable=None):
+        i = pick.choices(range(len(shares)), shares)[0]
         prompt_steps[i] += 1
-        ids, mask, labels = _batch(next(batches[i]), pad)
-        learn(
-            _loss(model, prefixes[i], ids, mask, labels), step=step, total=config.train_steps, log=losses, name="step"
-        )
+        ids, mask, labels = _batch(next(episodes.batches[i]), episodes.pad)
+        learn(_loss(model, episodes.prefixes[i], ids, mask, labels), step=step, total=steps, log=losses, name=name)
     return losses, prompt_steps
+
+
+@dataclass
+class _Episodes:
+    """Encoded episodes by prompt (`_by_prefix`), with an endless stream of batches for each prompt."""
+
+    prefixes: list[torch.Tensor]
+    groups: list[list[tuple[list[int], list[int]]]]
+    batches: list[Iterator[list[tuple[list[int], list[int]]]]]
+    pad: int
+
+    @classmethod
+    def of(
+        cls, demonstrations: Sequence[Demonstration], tokenizer: Any, config: TrainDefaultConfig, *, stream: str = ""
+    ) -> _Episodes:
+        prefixes, groups = _by_prefix(demonstrations, tokenizer)
+        # The first prompt's batches are seeded with the seed alone, as they were before prompts could be several.
+        seeds = [config.seed if i == 0 and not stream else f"{config.seed}{stream}-{i}" for i in range(len(groups))]
+        batches = [
+            _length_buckets(group, config.batch_size, random.Random(seed))
+            for group, seed in zip(groups, seeds, strict=True)
+        ]
+        return cls(prefixes, groups, batches, tokenizer.pad_token_id)
+
+    def __add__(self, other: _Episodes) -> _Episodes:
+        return _Episodes(
+            self.prefixes + other.prefixes, self.groups + other.groups, self.batches + other.batches, self.pad
+        )
+
+    def shares(self, weight: float = 1.0) -> list[float]:
+        """Each prompt's share of `weight`, in proportion to its episodes (so every episode is seen about as often)."""
+        total = sum(len(group) for group in self.groups)
+        return [weight * len(group) / total for group in self.groups]
+
+
+def _start(config: TrainDefaultConfig, out: Path) -> tuple[Any, Any, list[Demonstration], list[Demonstration]]:
+    """The tokenizer and model to train (built in `out`, or `config.init_model`'s), and the gold episodes."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if config.init_model:
+        tokenizer = AutoTokenizer.from_pretrained(config.init_model)
+        demonstrations, memory_demonstrations = _gold_episodes(config, tokenizer)
+        model = AutoModelForCausalLM.from_pretrained(config.init_model, dtype=torch.float32)
+        tokenizer.save_pretrained(out)
+    else:
+        # Render once with the template alone (the text does not depend on the vocabulary), then fit the tokenizer.
+        template_only = build_tiny_model(out, vocab_size=300, hidden_size=8, layers=1, heads=1)
+        demonstrations, memory_demonstrations = _gold_episodes(config, AutoTokenizer.from_pretrained(template_only))
+        build_tiny_model(
+            out,
+            chat_template=HERMES_TEMPLATE,
+            # The first phase's texts only: that phase is the recipe tuned to grow the copying heads, and the words
+            # of the memory tasks split into smaller pieces copy just as well.
+            corpus=[d.text for d in demonstrations],
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            layers=config.layers,
+            heads=config.heads,
+            seed=config.seed,
+            context=2048,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(out)
+        model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    return tokenizer, model, demonstrations, memory_demonstrations
 
 
 def main(config: TrainDefaultConfig) -> TrainReport:
@@ -316,47 +447,18 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     """
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.monotonic()
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
 
-    # Render once with the template alone (the text does not depend on the vocabulary), then fit the tokenizer.
-    template_only = build_tiny_model(out, vocab_size=300, hidden_size=8, layers=1, heads=1)
-    demonstrations = _gold_episodes(config, AutoTokenizer.from_pretrained(template_only))
-    build_tiny_model(
-        out,
-        chat_template=HERMES_TEMPLATE,
-        corpus=[d.text for d in demonstrations],
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        layers=config.layers,
-        heads=config.heads,
-        seed=config.seed,
-        context=2048,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
-
-    prefixes, groups = _by_prefix(demonstrations, tokenizer)
-    rows = [row for group in groups for row in group]
-
-    pool = sorted(_copied_tokens(rows) - set(tokenizer.all_special_ids))
+    tokenizer, model, demonstrations, memory_demonstrations = _start(config, out)
+    episodes = _Episodes.of(demonstrations, tokenizer, config)
+    pool = sorted(set().union(*map(_copied_tokens, episodes.groups)) - set(tokenizer.all_special_ids))
     warm = config.copy_warmup_steps if pool else 0  # episodes that never repeat anything need no copying
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
-
-    def schedule(step: int) -> float:
-        if step < warm:  # the copy warm-up: a linear ramp, then a constant rate
-            return config.copy_warmup_lr / config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
-        step -= warm
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, config.train_steps - config.warmup_steps)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(_schedule, config, warm))
 
     windows: dict[str, list[float]] = {}
 
@@ -376,19 +478,34 @@ def main(config: TrainDefaultConfig) -> TrainReport:
     model.train()
     copy_losses = _copy_warmup(model, pool, tokenizer, config, steps=warm, learn=learn)
 
-    losses, prompt_steps = _train_episodes(model, prefixes, groups, tokenizer.pad_token_id, config, learn=learn)
-    model.eval()  # type: ignore[no-untyped-call]
+    pick = random.Random(f"{config.seed}-prompts")
+    losses, prompt_steps = _train_episodes(
+        model, episodes, episodes.shares(), config.train_steps, pick=pick, learn=learn, name="step"
+    )
+    memory_losses: list[tuple[int, float]] = []
+    if memory_demonstrations:
+        # Memory comes last: from the start, its longer prompt kept the copying heads from forming at all (README).
+        memory = _Episodes.of(memory_demonstrations, tokenizer, config, stream="memory")
+        shares = episodes.shares(1 - config.memory_share) + memory.shares(config.memory_share)
+        memory_losses, steps = _train_episodes(
+            model, episodes + memory, shares, config.memory_steps, pick=pick, learn=learn, name="memory"
+        )
+        prompt_steps = [a + b for a, b in zip(prompt_steps + [0] * len(memory.groups), steps, strict=True)]
+        episodes += memory
+    model.eval()
     # Half-precision storage halves the checkpoint; the loader widens it back to float32 on a CPU.
-    model.to(torch.bfloat16).save_pretrained(out)  # type: ignore[arg-type]
+    model.to(torch.bfloat16).save_pretrained(out)
     report = TrainReport(
         output_dir=str(out),
         parameters=sum(p.numel() for p in model.parameters()),
         seconds=time.monotonic() - started,
         losses=losses,
         copy_losses=copy_losses,
-        prefix_tokens=int(prefixes[0].shape[1]),
-        mean_episode_tokens=sum(len(ids) for ids, _ in rows) / len(rows),
+        memory_losses=memory_losses,
+        prefix_tokens=int(episodes.prefixes[0].shape[1]),
+        mean_episode_tokens=statistics.mean(len(ids) for group in episodes.groups for ids, _ in group),
         prompt_steps=prompt_steps,
+        previous=_training_record(config.init_model),
     )
     (out / "training.json").write_text(json.dumps({"config": asdict(config), **asdict(report)}, indent=2) + "\n")
     return report

