@@ -88,7 +88,9 @@ def agent_tools(
     return tools if memory is None else [*tools, *memory_tools(memory)]
 
 
-def task_world(task: Task, workspace: str | Path, reuse: ChromaMemory | None = None) -> ChromaMemory | None:
+def task_world(
+    task: Task, workspace: str | Path, reuse: ChromaMemory | None = None, *, always: bool = False
+) -> ChromaMemory | None:
     """Set a task's world up: its files written into `workspace` and, for a task that uses memory, its memory.
 
     Args:
@@ -97,16 +99,17 @@ def task_world(task: Task, workspace: str | Path, reuse: ChromaMemory | None = N
         reuse: A memory of an earlier task to empty and reuse; None opens a fresh one in this process. Callers that
             run many tasks reuse one per concurrent episode: chromadb never gives back the 2.5 MB or so that each
             in-process collection costs, even once deleted.
+        always: Give every task a memory, an empty one where the task holds none.
 
     Returns:
-        For a memory task (a category of `MEMORY_CATEGORIES`, or memories to hold), a memory holding only the
-        task's memories, for `agent_tools`; None for the others.
+        For a memory task (a category of `MEMORY_CATEGORIES`, or memories to hold) or with `always`, a memory holding
+        only the task's memories, for `agent_tools`; None for the others.
     """
     for path, text in task.files.items():
         target = Path(workspace, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-    if task.category not in MEMORY_CATEGORIES and not task.memories:
+    if not always and task.category not in MEMORY_CATEGORIES and not task.memories:
         return None
     if reuse is None:
         from agentkit.memory import ChromaMemory
@@ -229,7 +232,7 @@ class GoldPrefixChatModel(BaseChatModel):
 
 
 def demonstrate(
-    tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8, processes: int = 1
+    tasks: Sequence[Task], tokenizer: Any, *, max_steps: int = 8, processes: int = 1, memory: bool = False
 ) -> list[Demonstration]:
     """Play each task's gold plan through the agent and render the episode.
 
@@ -239,6 +242,8 @@ def demonstrate(
         max_steps: The agent's step budget, which the system prompt states (use the deployed agent's).
         processes: Worker processes, each playing a contiguous share of the tasks. Episodes do not depend on each
             other, so the result is the same; the agent loop is pure Python, and one process uses one core.
+        memory: List the memory tools for every task, on an empty memory where the task holds none; otherwise only
+            memory tasks have them.
 
     Returns:
         One demonstration per task, in order.
@@ -252,12 +257,12 @@ def demonstrate(
         # Spawned, not forked: a fork after torch has started its OpenMP threads (a model trained earlier in this
         # process) hangs a worker as soon as it runs torch itself, as memory tasks' embedding model does.
         with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
-            played = pool.map(_demonstrate, shares, [tokenizer] * len(shares), [max_steps] * len(shares))
+            played = pool.map(_demonstrate, shares, *([x] * len(shares) for x in (tokenizer, max_steps, memory)))
             return [demo for share in played for demo in share]
-    return _demonstrate(tasks, tokenizer, max_steps)
+    return _demonstrate(tasks, tokenizer, max_steps, memory)
 
 
-def _demonstrate(tasks: Sequence[Task], tokenizer: Any, max_steps: int) -> list[Demonstration]:
+def _demonstrate(tasks: Sequence[Task], tokenizer: Any, max_steps: int, memory: bool) -> list[Demonstration]:
     demonstrations = []
     with tempfile.TemporaryDirectory(prefix="agentkit-demo-") as root:
         # The real clock would give every episode of a run the same minute, which a small model then memorises.
@@ -265,7 +270,7 @@ def _demonstrate(tasks: Sequence[Task], tokenizer: Any, max_steps: int) -> list[
         spare: ChromaMemory | None = None
         for task in tasks:
             now[:] = [_instant(task)]
-            world = task_world(task, root, spare)
+            world = task_world(task, root, spare, always=memory)
             spare = world if world is not None else spare
             tools = agent_tools(root, lambda zone: now[0].astimezone(zone), world)  # noqa: PLW0108 (set per task)
             schemas = [convert_to_openai_tool(t) for t in tools]

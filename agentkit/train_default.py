@@ -10,8 +10,9 @@ Shaped like a TRL script (a typed config, `make_parser`, `main`, ``python -m age
    grows the induction heads that copying numbers from questions and observations needs, then the same among
    distractor numbers, which teaches those heads to copy a number exactly where other numbers are around;
 4. train on the model's own turns only: system prompt, questions and tool observations are masked;
-5. the memory phase: the remember and recall tasks' episodes (their prompt lists the memory tools) join the others,
-   at a lower learning rate. Memory comes last because from the start its longer prompt kept copying from forming;
+5. the memory phase: episodes whose prompt lists the memory tools (the remember and recall tasks, and some of the
+   others, so that the tools listed do not make every question a memory one) join the others, at a lower learning
+   rate. Memory comes last because from the start its longer prompt kept copying from forming;
 6. save with `save_pretrained`, plus ``training.json`` (config, loss curves, time).
 
 `TrainDefaultConfig.init_model` goes on training a saved model instead: the shipped model is the first four steps'
@@ -76,7 +77,14 @@ class TrainDefaultConfig:
         default=800,
         metadata={
             "help": "Gold episodes of the remember and recall categories, played with the memory tools (their prompt "
-            "lists two more tools), trained in the memory phase only; 0 leaves memory out."
+            "lists two more tools), trained in the memory phase only."
+        },
+    )
+    memory_prompt_tasks: int = field(
+        default=400,
+        metadata={
+            "help": "Of the other tasks, how many are also played with the memory tools listed (on an empty memory) "
+            "for the memory phase, so that tools listed do not make every question a memory question."
         },
     )
     agent_max_steps: int = field(default=8, metadata={"help": "The step budget stated in the agent's prompt."})
@@ -105,11 +113,15 @@ class TrainDefaultConfig:
         default=2000,
         metadata={
             "help": "Steps of the memory phase, after the others: memory episodes and the rest, drawn in "
-            "`memory_share`; 0 skips it."
+            "`memory_share`; 0 skips it and leaves memory out."
         },
     )
     memory_share: float = field(
-        default=0.45, metadata={"help": "Share of the memory phase's steps on memory episodes."}
+        default=0.6,
+        metadata={
+            "help": "Share of the memory phase's steps on episodes with the memory tools listed (the memory tasks "
+            "and `memory_prompt_tasks`), between 0 and 1."
+        },
     )
     memory_learning_rate: float = field(
         default=1e-3, metadata={"help": "Peak learning rate of the memory phase (its own warm-up and cosine decay)."}
@@ -125,7 +137,7 @@ class TrainDefaultConfig:
         if not 0 < self.memory_share < 1:
             raise ConfigError(
                 f"memory_share must be between 0 and 1 (got {self.memory_share}); "
-                "to train without memory tasks, set memory_tasks or memory_steps to 0."
+                "to train without memory, set memory_steps to 0."
             )
 
 
@@ -312,14 +324,21 @@ def _loss(model: Any, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
 
 
 def _gold_episodes(config: TrainDefaultConfig, tokenizer: Any) -> tuple[list[Demonstration], list[Demonstration]]:
-    """The training tasks' gold episodes, rendered with `tokenizer`'s template: the memory tasks' apart."""
+    """The gold episodes rendered with `tokenizer`'s template: the first phase's, and the memory phase's.
+
+    The memory phase's are the memory tasks and the first `memory_prompt_tasks` of the others, all played with the
+    memory tools listed; none when that phase is skipped.
+    """
     tasks = generate_tasks(config.n_tasks, split="train", seed=config.seed)
     memory = dict.fromkeys(MEMORY_CATEGORIES, 1.0)
-    memory_tasks = config.memory_tasks if config.memory_steps else 0
-    tasks += generate_tasks(memory_tasks, split="train", seed=config.seed, weights=memory)
     # All cores: the one step of the run that would otherwise leave all but one idle.
-    played = demonstrate(tasks, tokenizer, max_steps=config.agent_max_steps, processes=os.cpu_count() or 1)
-    return played[: config.n_tasks], played[config.n_tasks :]
+    play = functools.partial(
+        demonstrate, tokenizer=tokenizer, max_steps=config.agent_max_steps, processes=os.cpu_count() or 1
+    )
+    if not config.memory_steps:
+        return play(tasks), []
+    memory_tasks = generate_tasks(config.memory_tasks, split="train", seed=config.seed, weights=memory)
+    return play(tasks), play([*memory_tasks, *tasks[: config.memory_prompt_tasks]], memory=True)
 
 
 def _schedule(config: TrainDefaultConfig, warm: int, step: int) -> float:

@@ -138,6 +138,17 @@ def test_gold_plans_run_through_the_real_agent_and_learn_only_model_turns(tiny_d
     assert "Remembered (id " in remember.text.split("<tool_response>\n")[1]
 
 
+def test_with_memory_every_task_is_played_with_the_memory_tools_and_its_plan_unchanged(tiny_dir: Path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    tasks = [next(t for t in generate_tasks(200, seed=4) if t.category == c) for c in ("arithmetic-2", "file")]
+    plain, listed = demonstrate(tasks, tokenizer), demonstrate(tasks, tokenizer, memory=True)
+    for before, after in zip(plain, listed, strict=True):
+        assert '"name": "recall"' in after.text and '"name": "recall"' not in before.text
+        # The same turns after a longer prompt: the model learns them with the memory tools listed too.
+        turns = [before.text[a:b] for a, b in before.learned]
+        assert [after.text[a:b] for a, b in after.learned] == turns
+
+
 def test_time_demonstrations_each_read_a_clock_of_their_own(tiny_dir: Path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     tasks = [t for t in generate_tasks(300, seed=5) if t.category == "time"][:6]
