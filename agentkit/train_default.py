@@ -227,7 +227,8 @@ def _length_buckets(
     while True:
         pool = rng.sample(list(rows), min(len(rows), 16 * size))
         pool.sort(key=lambda row: len(row[0]))
-        chunks = [pool[i : i + size] for i in range(0, len(pool) - size + 1, size)]
+        # A prompt with fewer episodes than a batch gets them all in each batch, rather than none ever (a hang).
+        chunks = [pool[i : i + size] for i in range(0, max(1, len(pool) - size + 1), size)]
         rng.shuffle(chunks)
         yield from chunks
 

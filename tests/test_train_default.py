@@ -148,3 +148,15 @@ def test_number_copies_come_after_distractor_numbers_and_only_the_repeat_is_lear
     for row, label in zip(plain_ids.tolist(), plain_labels.tolist(), strict=True):
         learned = [t for t in label if t != -100]
         assert row[: len(learned)] == learned  # without numbers: no distractors before the string
+
+
+def test_a_prompt_with_fewer_episodes_than_a_batch_still_gets_batches():
+    import random
+
+    from agentkit.train_default import _length_buckets
+
+    rows = [([1] * n, [-100] * n) for n in (5, 3, 4)]
+    batches = _length_buckets(rows, 16, random.Random(0))
+    assert sorted(len(ids) for ids, _ in next(batches)) == [3, 4, 5]
+    full = _length_buckets([([1] * n, [-100] * n) for n in range(1, 41)], 16, random.Random(0))
+    assert [len(next(full)) for _ in range(4)] == [16, 16, 16, 16]  # 40 rows: two full batches per pass, none short
