@@ -1,4 +1,4 @@
-"""The shipped default model: small, made by `agentkit train-default`'s defaults, and it solves one-step problems.
+"""The shipped default model: small, made by two runs of `agentkit train-default`, and it solves one-step problems.
 
 These run the checkpoint in ``agentkit/default_model`` through the public command line, with no model named and no
 retrained model on the machine (conftest points ``$AGENTKIT_HOME`` at an empty folder).
