@@ -11,6 +11,9 @@ from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
 from agentkit.train_default import TrainDefaultConfig, main, make_parser
 
+# A model and batches small enough for a few seconds of training.
+TINY = {"vocab_size": 600, "hidden_size": 16, "layers": 1, "heads": 2, "batch_size": 2, "warmup_steps": 2}
+
 
 def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(tmp_path: Path):
     config = TrainDefaultConfig(
@@ -44,17 +47,12 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
 
 def test_memory_tasks_come_in_a_last_phase_of_their_own_that_leaves_the_first_untouched(tmp_path: Path):
     settings = {
+        **TINY,
         "n_tasks": 24,
-        "vocab_size": 600,
-        "hidden_size": 16,
-        "layers": 1,
-        "heads": 2,
         "copy_warmup_steps": 2,
         "copy_number_steps": 1,
         "copy_warmup_batch": 4,
         "train_steps": 20,
-        "batch_size": 2,
-        "warmup_steps": 2,
         "log_every": 5,
     }
     report = main(TrainDefaultConfig(output_dir=str(tmp_path / "memory"), memory_tasks=16, memory_steps=40, **settings))
@@ -72,7 +70,6 @@ def test_training_goes_on_from_a_saved_model_with_its_tokenizer_and_records_how_
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tiny = {"vocab_size": 600, "hidden_size": 16, "layers": 1, "heads": 2, "batch_size": 2, "warmup_steps": 2}
     first = tmp_path / "first"
     # Another vocabulary and a high learning rate, so a model built anew would have neither its tokenizer nor weights.
     main(
@@ -83,7 +80,7 @@ def test_training_goes_on_from_a_saved_model_with_its_tokenizer_and_records_how_
             copy_warmup_steps=0,
             train_steps=4,
             log_every=2,
-            **{**tiny, "vocab_size": 500},
+            **{**TINY, "vocab_size": 500},
             learning_rate=0.1,
         )
     )
@@ -97,7 +94,7 @@ def test_training_goes_on_from_a_saved_model_with_its_tokenizer_and_records_how_
         memory_steps=6,
         memory_learning_rate=1e-9,  # so small that the saved weights must be the first model's
         log_every=2,
-        **tiny,
+        **TINY,
     )
     report = main(config)
     assert report.losses == [] and len(report.memory_losses) == 3
