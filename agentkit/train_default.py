@@ -331,13 +331,13 @@ def _gold_episodes(config: TrainDefaultConfig, tokenizer: Any) -> tuple[list[Dem
     memory tools listed; none when that phase is skipped.
     """
     tasks = generate_tasks(config.n_tasks, split="train", seed=config.seed)
-    memory = dict.fromkeys(MEMORY_CATEGORIES, 1.0)
     # All cores: the one step of the run that would otherwise leave all but one idle.
     play = functools.partial(
         demonstrate, tokenizer=tokenizer, max_steps=config.agent_max_steps, processes=os.cpu_count() or 1
     )
     if not config.memory_steps:
         return play(tasks), []
+    memory = dict.fromkeys(MEMORY_CATEGORIES, 1.0)
     memory_tasks = generate_tasks(config.memory_tasks, split="train", seed=config.seed, weights=memory)
     return play(tasks), play([*memory_tasks, *tasks[: config.memory_prompt_tasks]], memory=True)
 
