@@ -52,9 +52,11 @@ def assign_ids(collection: Collection, records: list[MemoryRecord]) -> tuple[lis
         same: Any = {rec.HASH: {"$in": batch}}
         known.update((str(m[rec.HASH]), i) for i, _, m in rows(collection.get(where=same, include=["metadatas"])) if m)
     wanted = {h: _derived_id(records[0].namespace, h) for h in hashes if h not in known}
+    taken = _stored_hashes(collection, list(wanted.values()))
+    # Another client may have written the same text under its derived id since the lookup above: that is this memory.
+    known.update((h, i) for h, i in wanted.items() if taken.get(i) == h)
     # An updated record keeps the id derived from its old text: a new text that hashes to it gets a fresh id.
-    taken = set(_existing(collection, list(wanted.values())))
-    ids = {h: (uuid.uuid4().hex if i in taken else i) for h, i in wanted.items()}
+    ids = {h: (uuid.uuid4().hex if i in taken else i) for h, i in wanted.items() if h not in known}
     chosen: list[str] = []
     fresh: list[MemoryRecord | None] = []
     for record, digest in zip(records, hashes, strict=True):
@@ -96,10 +98,12 @@ def write(collection: Collection, records: list[MemoryRecord], vectors: np.ndarr
         )
 
 
-def _existing(collection: Collection, ids: list[str]) -> list[str]:
-    found: list[str] = []
+def _stored_hashes(collection: Collection, ids: list[str]) -> dict[str, str | None]:
+    """The content hash stored under each of these ids that names a record."""
+    found: dict[str, str | None] = {}
     for start in range(0, len(ids), BATCH):
-        found += collection.get(ids=ids[start : start + BATCH], include=[])["ids"]
+        for i, _, m in rows(collection.get(ids=ids[start : start + BATCH], include=["metadatas"])):
+            found[i] = str(m[rec.HASH]) if m and rec.HASH in m else None
     return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agentkit import Agent
@@ -69,6 +71,34 @@ def test_same_text_in_a_namespace_is_stored_once(memory: ChromaMemory):
     other = memory.add("Ada lives in Lisbon.", namespace="user:bob")
     assert other != first
     assert memory.count("user:bob") == 1
+
+
+class _WritesInBetween:
+    """A real chroma collection where another client adds texts right after this client's first lookup by hash."""
+
+    def __init__(self, collection: Any, other: ChromaMemory, texts: list[str]) -> None:
+        self.collection, self.other, self.texts = collection, other, texts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+    def get(self, **query: Any) -> Any:
+        found = self.collection.get(**query)
+        if "where" in query and self.texts:
+            self.other.add_many(self.texts)
+            self.texts = []
+        return found
+
+
+def test_the_same_text_written_by_another_client_meanwhile_is_stored_once(embedder: Embedder):
+    mine = ChromaMemory.ephemeral(embeddings=embedder)
+    other = ChromaMemory.ephemeral(embeddings=embedder, collection=mine.collection)
+    texts = [f"Both clients write this, number {i}." for i in range(3)]
+    mine._spaces[mine.namespace] = _WritesInBetween(mine._space(mine.namespace), other, texts)
+    ids = mine.add_many([*texts, "Only mine."])
+    assert mine.count() == 4
+    assert ids[:3] == other.add_many(texts)
+    assert [r.text for r in mine.get(ids)] == [*texts, "Only mine."]
 
 
 def test_update_changes_text_and_vector_and_keeps_the_id(memory: ChromaMemory):
