@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -18,6 +19,8 @@ from agentkit.testing import OFFLINE_ENV, block_network
 os.environ.update(OFFLINE_ENV)
 # A default model retrained on this machine (~/.cache/agentkit) would take the shipped one's place in the tests.
 os.environ["AGENTKIT_HOME"] = tempfile.mkdtemp(prefix="agentkit-home-")
+# It holds the embedder's ONNX export (~90 MB): gone with the session, or every run leaves one in the temp folder.
+atexit.register(shutil.rmtree, os.environ["AGENTKIT_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
