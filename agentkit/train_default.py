@@ -8,15 +8,16 @@ Shaped like a TRL script (a typed config, `make_parser`, `main`, ``python -m age
 2. train a byte-level BPE tokenizer on those texts and build a Llama from a config (`agentkit.llm.tiny`);
 3. a copy warm-up: repeated random strings of the tokens the model will have to copy (digits, names, paths), which
    grows the induction heads that copying numbers from questions and observations needs, then the same among
-   distractor numbers, which teaches those heads to copy a number exactly where other numbers are around;
+   distractor numbers and behind a growing part of the system prompt, which teaches those heads to copy a number
+   exactly where other numbers are around, and behind the prompt that every episode begins with;
 4. train on the model's own turns only: system prompt, questions and tool observations are masked;
 5. the memory phase: episodes whose prompt lists the memory tools (the remember and recall tasks, and some of the
    others, so that the tools listed do not make every question a memory one) join the others, at a lower learning
    rate. Memory comes last because from the start its longer prompt kept copying from forming;
 6. save with `save_pretrained`, plus ``training.json`` (config, loss curves, time).
 
-`TrainDefaultConfig.init_model` goes on training a saved model instead: the shipped model is the first four steps'
-model (one run) given the memory phase alone (a second run), see the README.
+The shipped model is one run with the default settings. `TrainDefaultConfig.init_model` goes on training a saved
+model instead, e.g. the memory phase alone on a model trained without it.
 
 Why not TRL's `SFTTrainer`: every episode begins with the same system prompt and tool list (about two thirds of its
 tokens). Here that prefix is run once per batch and its key/value cache shared by every row, gradients included,
@@ -67,8 +68,7 @@ class TrainDefaultConfig:
         default="",
         metadata={
             "help": "A model folder to go on training, its tokenizer and weights, instead of building a new model; "
-            "with --copy_warmup_steps 0 --train_steps 0 only the memory phase runs (how the shipped model got "
-            "memory)."
+            "with --copy_warmup_steps 0 --train_steps 0 only the memory phase runs."
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed for tasks, initialisation and batches."})
@@ -103,14 +103,21 @@ class TrainDefaultConfig:
             "themselves; 0 turns this phase off."
         },
     )
+    copy_behind_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Put the number phase's strings behind a part of the episodes' system prompt that grows from none "
+            "to all over the phase; false keeps them at the start of the sequence."
+        },
+    )
     copy_warmup_lr: float = field(default=3e-3, metadata={"help": "Learning rate of the copy warm-up."})
     copy_warmup_batch: int = field(default=64, metadata={"help": "Strings per copy warm-up step."})
-    train_steps: int = field(default=2500, metadata={"help": "Optimisation steps on the episodes."})
+    train_steps: int = field(default=1400, metadata={"help": "Optimisation steps on the episodes."})
     batch_size: int = field(default=16, metadata={"help": "Episodes per step."})
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
     warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
     memory_steps: int = field(
-        default=2000,
+        default=1500,
         metadata={
             "help": "Steps of the memory phase, after the others: memory episodes and the rest, drawn in "
             "`memory_share`; 0 skips it and leaves memory out."
@@ -274,7 +281,14 @@ def _copied_tokens(rows: Sequence[tuple[list[int], list[int]]]) -> set[int]:
 
 
 def _copy_warmup(
-    model: Any, pool: Sequence[int], tokenizer: Any, config: TrainDefaultConfig, *, steps: int, learn: Any
+    model: Any,
+    pool: Sequence[int],
+    tokenizer: Any,
+    config: TrainDefaultConfig,
+    *,
+    steps: int,
+    learn: Any,
+    prompt: torch.Tensor | None,
 ) -> list[tuple[int, float]]:
     """Train on repeated random strings of `pool`'s tokens; returns the logged losses.
 
@@ -282,7 +296,15 @@ def _copy_warmup(
     too slowly on a CPU budget; repeating random token strings grows them in several hundred steps. The last
     `config.copy_number_steps` steps then repeat strings among distractor numbers (see `_copy_batch`): the heads
     first form on the easy task, then learn to copy a number exactly where other numbers are around.
+
+    With a `prompt` (the episodes' system prompt, `config.copy_behind_prompt`), the number phase's strings come behind
+    a part of it that grows from none to all over the phase (`_prompt_cut`). Heads grown at the start of the sequence
+    stopped copying behind the ~840-token prompt (copy loss back to ~4), and the episodes then had to find copying
+    again: a seed-dependent 1,000 steps or more, or never within the run. Behind all of the prompt from the first
+    step the heads never formed, and with the prompt growing from the first step they formed but never learned to
+    copy among distractor numbers.
     """
+    import torch
     from tqdm.auto import tqdm
 
     rng = random.Random(config.seed)
@@ -293,8 +315,19 @@ def _copy_warmup(
         ids, labels = _copy_batch(
             pool, config.copy_warmup_batch, tokenizer.eos_token_id, tokenizer.pad_token_id, rng, numbers=distract
         )
-        learn(_copy_loss(model, ids, labels), step=step, total=steps, log=losses, name="copy")
+        numbered = step - (steps - config.copy_number_steps)
+        cut = 0 if prompt is None or numbered < 0 else _prompt_cut(prompt.shape[1], numbered, config.copy_number_steps)
+        if cut:
+            loss = _loss(model, prompt[:, :cut], ids, torch.ones_like(ids), labels)  # padding only follows strings
+        else:
+            loss = _copy_loss(model, ids, labels)
+        learn(loss, step=step, total=steps, log=losses, name="copy")
     return losses
+
+
+def _prompt_cut(length: int, step: int, steps: int) -> int:
+    """How many of the prompt's `length` tokens come before the copy strings at `step` of a phase of `steps`."""
+    return length * step // steps
 
 
 def _copy_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor) -> Any:
@@ -496,7 +529,8 @@ def main(config: TrainDefaultConfig) -> TrainReport:
             window.clear()
 
     model.train()
-    copy_losses = _copy_warmup(model, pool, tokenizer, config, steps=warm, learn=learn)
+    prompt = episodes.prefixes[0] if config.copy_behind_prompt else None
+    copy_losses = _copy_warmup(model, pool, tokenizer, config, steps=warm, learn=learn, prompt=prompt)
 
     pick = random.Random(f"{config.seed}-prompts")
     losses, prompt_steps = _train_episodes(

@@ -157,3 +157,31 @@ def test_a_prompt_with_fewer_episodes_than_a_batch_still_gets_batches():
     assert sorted(len(ids) for ids, _ in next(batches)) == [3, 4, 5]
     full = _length_buckets([([1] * n, [-100] * n) for n in range(1, 41)], 16, random.Random(0))
     assert [len(next(full)) for _ in range(4)] == [16, 16, 16, 16]  # 40 rows: two full batches per pass, none short
+
+
+def test_the_number_phase_moves_its_strings_behind_a_growing_part_of_the_prompt():
+    from agentkit.train_default import _prompt_cut
+
+    cuts = [_prompt_cut(840, step, 400) for step in range(400)]
+    assert cuts[0] == 0 and cuts[200] == 420 and cuts[-1] == 837
+    assert cuts == sorted(cuts)
+
+
+def test_only_the_number_phase_copies_behind_the_prompt(tmp_path: Path):
+    settings = {**TINY, "n_tasks": 24, "copy_warmup_steps": 8, "copy_number_steps": 4, "copy_warmup_batch": 4}
+    runs = [
+        main(
+            TrainDefaultConfig(
+                output_dir=str(tmp_path / str(behind)),
+                copy_behind_prompt=behind,
+                train_steps=0,
+                memory_steps=0,
+                log_every=2,
+                **settings,
+            )
+        ).copy_losses
+        for behind in (False, True)
+    ]
+    # Steps 1-4 the same; from step 6 (the number phase's second, the first with a part of the prompt) they differ.
+    assert runs[0][:2] == runs[1][:2]
+    assert all(plain != behind for plain, behind in zip(runs[0][2:], runs[1][2:], strict=True))
