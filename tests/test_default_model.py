@@ -1,4 +1,4 @@
-"""The shipped default model: small, made by two runs of `agentkit train-default`, and it solves one-step problems.
+"""The shipped default model: small, made by one run of `agentkit train-default`, and it solves one-step problems.
 
 These run the checkpoint in ``agentkit/default_model`` through the public command line, with no model named and no
 retrained model on the machine (conftest points ``$AGENTKIT_HOME`` at an empty folder).
@@ -33,28 +33,18 @@ PROBLEMS = [
 ]
 
 
-def test_the_shipped_checkpoint_is_small_and_is_the_training_scripts_output_in_two_runs():
+def test_the_shipped_checkpoint_is_small_and_is_one_run_of_the_training_script_with_its_defaults():
     assert default_model_path() == SHIPPED_MODEL
     size = sum(f.stat().st_size for f in SHIPPED_MODEL.iterdir())
     assert size <= 20 * 2**20, f"{size / 2**20:.1f} MB"
-    # Made by two runs of the script: its defaults without the memory phase, then that phase alone on their model.
-    last = json.loads((SHIPPED_MODEL / "training.json").read_text())
-    first = last["previous"]
+    run = json.loads((SHIPPED_MODEL / "training.json").read_text())
     defaults = asdict(TrainDefaultConfig())
-    phases = {"output_dir", "init_model", "copy_warmup_steps", "train_steps"}
-    assert {k: v for k, v in last["config"].items() if k not in phases} == {
-        k: v for k, v in defaults.items() if k not in phases
+    assert {k: v for k, v in run["config"].items() if k != "output_dir"} == {
+        k: v for k, v in defaults.items() if k != "output_dir"
     }
-    assert (last["config"]["copy_warmup_steps"], last["config"]["train_steps"]) == (0, 0) and last["config"][
-        "init_model"
-    ]
-    # The first run's settings are the defaults of every setting it had, but memory (its run left memory out).
-    assert {k: v for k, v in first["config"].items() if k not in {"output_dir", "memory_tasks"}} == {
-        k: defaults[k] for k in first["config"] if k not in {"output_dir", "memory_tasks"}
-    }
-    assert first["config"]["memory_tasks"] == 0
-    for run, losses in ((first, first["losses"]), (last, last["memory_losses"])):
-        assert run["seconds"] <= 15 * 60 and losses[-1][1] < losses[0][1] / 5
+    assert run["seconds"] <= 15 * 60 and run["previous"] is None
+    for losses in (run["copy_losses"], run["losses"], run["memory_losses"]):
+        assert losses[-1][1] < losses[0][1] / 5
 
 
 def test_the_shipped_model_solves_one_step_problems_through_the_cli(capsys: pytest.CaptureFixture[str]):
