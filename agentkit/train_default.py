@@ -317,7 +317,7 @@ def _copy_warmup(
         )
         numbered = step - (steps - config.copy_number_steps)
         cut = 0 if prompt is None or numbered < 0 else _prompt_cut(prompt.shape[1], numbered, config.copy_number_steps)
-        if cut:
+        if prompt is not None and cut:
             loss = _loss(model, prompt[:, :cut], ids, torch.ones_like(ids), labels)  # padding only follows strings
         else:
             loss = _copy_loss(model, ids, labels)
