@@ -302,7 +302,8 @@ def _copy_warmup(
     stopped copying behind the ~840-token prompt (copy loss back to ~4), and the episodes then had to find copying
     again: a seed-dependent 1,000 steps or more, or never within the run. Behind all of the prompt from the first
     step the heads never formed, and with the prompt growing from the first step they formed but never learned to
-    copy among distractor numbers.
+    copy among distractor numbers. Copying numbers behind the prompt is a jump of its own, late in the phase for
+    seed 0 and missed by seed 1 (README, "The default model").
     """
     import torch
     from tqdm.auto import tqdm

@@ -21,9 +21,9 @@ from agentkit.llm.default import SHIPPED_MODEL, default_model_path
 from agentkit.train_default import TrainDefaultConfig
 
 # Fixed one-step problems in the shapes of the training tasks, with numbers of their own: (question, the call the model
-# should make, the answer). Chosen before any shipped model was run on them. The current one makes every call right and
-# gets all five numbers right (it still miscopies words: "Lena has 85 stamps now." for Maya); an earlier one
-# answered "17 times 23" with 3919. One miss is allowed: another CPU may differ in the last bits of a greedy step.
+# should make, the answer). Chosen before any shipped model was run on them. The current one makes every call and
+# answer right (the one before wrote "Lena has 85 stamps now." for Maya; an earlier one answered "17 times 23" with
+# 3919). One miss is allowed: another CPU may differ in the last bits of a greedy step.
 PROBLEMS = [
     ("What is 17 times 23?", "17 * 23", "391"),
     ("A shop sells pens at 3.5 each. How much do 12 pens cost?", "12 * 3.5", "42"),
