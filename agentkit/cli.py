@@ -64,8 +64,8 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="long-term memory (recalled into the prompt, answers remembered, remember/recall tools) in DIR "
-        "(default: $AGENTKIT_HOME/memory); off unless given, as the shipped model learned the memory tools on "
-        "memory questions only",
+        "(default: $AGENTKIT_HOME/memory); off unless given, as the shipped model was not trained with memories "
+        "recalled into its prompt",
     )
 
 
