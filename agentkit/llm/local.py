@@ -80,6 +80,9 @@ class LocalChatModel(BaseChatModel):
             checked in one forward pass. The greedy tokens stay the same; the forward passes drop by about 40 %
             on agent episodes. It saves time where a pass over a few tokens costs about what one does (a GPU); on
             a small CPU such a pass costs more and it saves nothing (`benchmarks/drafting.py`).
+        tune_cpu_layout: On the CPU, store each linear layer's weight row- or column-major, whichever this CPU
+            multiplies by one row faster, measured once per weight shape at load (`agentkit.llm.layout`). Greedy
+            text can differ from other runtimes' in the last bits of the logits, as between two BLAS libraries.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
@@ -99,6 +102,7 @@ class LocalChatModel(BaseChatModel):
     max_batch_size: int = 8
     prefix_cache_size: int = 16
     draft_tokens: int = 0
+    tune_cpu_layout: bool = True
 
     _engine: Engine | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -123,7 +127,7 @@ class LocalChatModel(BaseChatModel):
             adapter: A PEFT adapter directory to apply.
             quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
             **settings: Model fields: `max_new_tokens`, `temperature`, `top_p`, `tool_format`, `return_logprobs`,
-                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`.
+                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`, `draft_tokens`, `tune_cpu_layout`.
 
         Returns:
             The chat model.
@@ -146,7 +150,12 @@ class LocalChatModel(BaseChatModel):
         with self._lock:
             if self._engine is None:
                 model, tokenizer, where = load_model(
-                    self.model_id, device=self.device, dtype=self.dtype, adapter=self.adapter, quantize=self.quantize
+                    self.model_id,
+                    device=self.device,
+                    dtype=self.dtype,
+                    adapter=self.adapter,
+                    quantize=self.quantize,
+                    tune_cpu_layout=self.tune_cpu_layout,
                 )
                 if self.tool_format == "auto":
                     self.tool_format = detect_format(getattr(tokenizer, "chat_template", None))
