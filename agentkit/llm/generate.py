@@ -152,7 +152,11 @@ def run_batch(
         width = max(len(row.ids) for row in rows)
         pads = [width - len(row.ids) for row in rows]
         pad = pad_id(tokenizer)
-        cache, reused = _prefill_batch(model, rows, pads, pad, device) if keep_cache else (None, [0] * len(rows))
+        # Room for the whole reply (and drafts checked past it), up to twice the prompt: the cache grows beyond that.
+        capacity = min(width + settings.max_new_tokens + settings.draft_tokens, 2 * width)
+        cache, reused = (
+            _prefill_batch(model, rows, pads, pad, device, capacity=capacity) if keep_cache else (None, [0] * len(rows))
+        )
         input_ids = torch.tensor([[pad] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
         mask = torch.tensor([[0] * p + [1] * len(row.ids) for p, row in zip(pads, rows, strict=True)], device=device)
         drafted = _drafts(rows, settings, croppable)
@@ -228,15 +232,45 @@ def _options(
     return options
 
 
-def _cache(kv: KV | None) -> Any:
-    """A dynamic cache of `_GrowingLayer`s, holding `kv` when given."""
+def _cache(buffers: Sequence[tuple[Any, Any]] = (), length: int = 0) -> Any:
+    """A dynamic cache of `_GrowingLayer`s that holds its first `length` positions in `buffers` (none: empty)."""
     from transformers import DynamicCache
 
     cache = DynamicCache()
     cache.layer_class_to_replicate = _growing_layer_class()
-    for index, (keys, values) in enumerate(kv or []):
-        cache.update(keys, values, index)
+    for keys, values in buffers:
+        layer = cache.layer_class_to_replicate()
+        layer.adopt(keys, values, length)
+        cache.layers.append(layer)
     return cache
+
+
+def _batch_cache(caches: list[KV], pads: list[int], capacity: int) -> Any:
+    """Row caches stacked into one batch cache, each row left-padded with zeros (the attention mask hides them).
+
+    Each row is copied once, straight into buffers with room for `capacity` positions, which decoding then fills.
+    """
+    if all(not kv for kv in caches):
+        return _cache()
+    # A row whose prompt is a single token has an empty cache: only padding.
+    template = next(kv for kv in caches if kv)
+    length = next(pad + kv[0][0].shape[-2] for kv, pad in zip(caches, pads, strict=True) if kv)
+    buffers = []
+    for layer, pair in enumerate(template):
+        stacked = []
+        for which, like in enumerate(pair):
+            buffer = like.new_empty((len(caches), like.shape[1], max(capacity, length), like.shape[-1]))
+            for row, (kv, pad) in enumerate(zip(caches, pads, strict=True)):
+                buffer[row, :, :pad] = 0  # padding must hold numbers: masked or not, NaN times 0 is NaN
+                if kv:
+                    buffer[row, :, pad:length] = kv[layer][which][0]
+            stacked.append(buffer)
+        buffers.append((stacked[0], stacked[1]))
+    return _cache(buffers, length)
+
+
+def _layers(cache: Any) -> KV:
+    return [(layer.keys, layer.values) for layer in cache.layers] if cache.get_seq_length() else []
 
 
 # Prefill rows together only while that processes at most this much more than prefilling each alone (the padding
@@ -245,18 +279,24 @@ def _cache(kv: KV | None) -> Any:
 _JOINT_PREFILL_SLACK = 1.5
 
 
-def _prefill_batch(model: Any, rows: Sequence[Row], pads: list[int], pad: int, device: str) -> tuple[Any, list[int]]:
+def _prefill_batch(
+    model: Any, rows: Sequence[Row], pads: list[int], pad: int, device: str, *, capacity: int
+) -> tuple[Any, list[int]]:
     """A left-padded batch cache of each row's prompt but its last token, and how many tokens each took from its prefix.
 
     Row ``i`` ends up with ``pads[i]`` positions of padding on the left, as `generate` expects of a left-padded batch.
+    The cache has room for `capacity` positions before it has to grow.
     """
     import torch
 
     taken = [len(row.prefix.ids) if row.prefix is not None else 0 for row in rows]
     todo = [len(row.ids) - 1 - t for row, t in zip(rows, taken, strict=True)]
     span = max(todo)
-    if len(rows) == 1 or span == 0 or len(rows) * span > _JOINT_PREFILL_SLACK * sum(todo):
-        return _cache(_left_pad([_prefill(model, row, device) for row in rows], pads, torch)), taken
+    if len(rows) == 1:
+        return _prefill(model, rows[0], device, capacity), taken
+    if span == 0 or len(rows) * span > _JOINT_PREFILL_SLACK * sum(todo):
+        alone = [_layers(_prefill(model, row, device, len(row.ids) - 1)) for row in rows]
+        return _batch_cache(alone, pads, capacity), taken
     # Every row runs its last `span` tokens before the final one (fewer when its prompt is shorter): a row with fewer
     # new tokens than that recomputes the end of its prefix, so the new parts of all rows line up on the right.
     taken = [max(0, len(row.ids) - 1 - span) for row in rows]
@@ -264,7 +304,7 @@ def _prefill_batch(model: Any, rows: Sequence[Row], pads: list[int], pad: int, d
     prefixes = [
         row.prefix.cut(t).kv if row.prefix is not None and t else [] for row, t in zip(rows, taken, strict=True)
     ]
-    cache = _cache(_left_pad(prefixes, [start - t for t in taken], torch))
+    cache = _batch_cache(prefixes, [start - t for t in taken], capacity)
     inputs, masks, positions = [], [], []
     for row, t in zip(rows, taken, strict=True):
         new = row.ids[t:-1]
@@ -283,37 +323,18 @@ def _prefill_batch(model: Any, rows: Sequence[Row], pads: list[int], pad: int, d
     return cache, taken
 
 
-def _prefill(model: Any, row: Row, device: str) -> KV:
-    """Compute the row's keys and values for all prompt tokens but the last, starting from its prefix."""
+def _prefill(model: Any, row: Row, device: str, capacity: int) -> Any:
+    """A cache of the row's keys and values for all prompt tokens but the last, computed on from its prefix."""
     import torch
 
-    cache = _cache(row.prefix.kv if row.prefix is not None else None)
+    cache = _batch_cache([row.prefix.kv if row.prefix is not None else []], [0], capacity)
     start = len(row.prefix.ids) if row.prefix is not None else 0
     todo = row.ids[start:-1]
     if todo:
         # logits_to_keep=1: the logits of a prefill are not needed, and the vocabulary projection is costly.
         inputs = torch.tensor([todo], device=device)
         model(input_ids=inputs, use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
-    if cache.get_seq_length() == 0:
-        return []
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _left_pad(caches: list[KV], pads: list[int], torch: Any) -> list[tuple[Any, Any]] | None:
-    """Stack row caches into one batch cache, each row left-padded with zeros (the attention mask hides them)."""
-    if all(not kv for kv in caches):
-        return None
-    # A row whose prompt is a single token has an empty cache: give it a zero-length one of the right shape.
-    template = next(kv for kv in caches if kv)
-    layers = []
-    for layer, (k0, v0) in enumerate(template):
-        keys, values = [], []
-        for kv, pad in zip(caches, pads, strict=True):
-            k, v = kv[layer] if kv else (k0[..., :0, :], v0[..., :0, :])
-            keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
-            values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
-        layers.append((torch.cat(keys), torch.cat(values)))
-    return layers
+    return cache
 
 
 def _row_cache(cache: Any, index: int, pad: int, ids: list[int]) -> Prefix:
@@ -391,6 +412,12 @@ def _growing_layer_class() -> type:
             super().lazy_initialization(key_states, value_states)
             self.buffers: tuple[Any, Any] | None = None
             self.length = 0
+
+        def adopt(self, keys: Any, values: Any, length: int) -> None:
+            """Hold the first `length` positions of these buffers, writing the next tokens into the rest."""
+            self.lazy_initialization(keys, values)
+            self.buffers, self.length = (keys, values), length
+            self.keys, self.values = keys[..., :length, :], values[..., :length, :]
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
             if not self.is_initialized:
