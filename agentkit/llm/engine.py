@@ -145,11 +145,11 @@ class Engine:
         device: Where the model is.
         max_batch_size: The most rows in one `generate` call.
         prefix_cache_size: Cached prefixes kept; two per concurrent episode is plenty. 0 turns prefix reuse off.
-        batch_wait_s: The longest the worker waits for callers still rendering their prompts (see `arriving`).
-            After a batch of several rows it also waits at least this long for as many requests to arrive before
-            running a smaller batch, up to a tenth of the last batch's time when that is longer (the episodes of a
-            batch come back after their tools and prompt rendering, which grow with the batch). A single caller
-            never waits.
+        batch_wait_s: After a batch of several rows, the worker waits at least this long for as many requests to
+            arrive before running a smaller batch, up to a tenth of the last batch's time when that is longer (the
+            episodes of a batch come back after their tools and prompt rendering, which grow with the batch); then
+            at most this long for callers still rendering their prompts (see `arriving`). A single caller never
+            waits.
     """
 
     def __init__(
@@ -219,14 +219,17 @@ class Engine:
     def _next_batch(self) -> list[Request]:
         with self._ready:
             self._ready.wait_for(lambda: bool(self._pending))
-            self._ready.wait_for(
-                lambda: not self._arriving or len(self._pending) >= self.max_batch_size, timeout=self.batch_wait_s
-            )
             want = min(self._last_batch, self.max_batch_size)
             if want > 1:
                 # The episodes of the last batch are running their tools; wait briefly for them to come back.
                 window = max(self.batch_wait_s, 0.1 * self._last_seconds)
                 self._ready.wait_for(lambda: len(self._pending) >= want, timeout=window)
+            # Then for callers still rendering their prompts: after that wait, not before it, or a caller one step
+            # behind the others (it missed a batch) is still rendering when they are back, misses this batch too, and
+            # the episodes stay split in two batches per step.
+            self._ready.wait_for(
+                lambda: not self._arriving or len(self._pending) >= self.max_batch_size, timeout=self.batch_wait_s
+            )
             first = self._pending.popleft()
             batch, rest = [first], deque[Request]()
             while self._pending:
