@@ -236,10 +236,11 @@ def _cache(buffers: Sequence[tuple[Any, Any]] = (), length: int = 0) -> Any:
     """A dynamic cache of `_GrowingLayer`s that holds its first `length` positions in `buffers` (none: empty)."""
     from transformers import DynamicCache
 
+    growing = _growing_layer_class()
     cache = DynamicCache()
-    cache.layer_class_to_replicate = _growing_layer_class()
+    cache.layer_class_to_replicate = growing
     for keys, values in buffers:
-        layer = cache.layer_class_to_replicate()
+        layer = growing()
         layer.adopt(keys, values, length)
         cache.layers.append(layer)
     return cache
