@@ -16,7 +16,8 @@ from typing import Any
 # A shape is only measured when the model holds at least this many bytes of it: below that its weights stay in the
 # CPU's caches while decoding, the layout matters little and the timings are noise.
 _MIN_BYTES = 8 << 20
-# Column-major copies made to time the products, at most this many bytes per shape (freed after).
+# Column-major copies made to time the products (freed after): as many of a shape's matrices as fit in this many
+# bytes, and one when a single matrix is larger.
 _MAX_COPY_BYTES = 64 << 20
 # Switch for a clear gain on one row (decoding one sequence, an agent's usual case) unless eight rows (a batch of
 # sequences) lose much more: there the two layouts are often within the timing noise of each other.
