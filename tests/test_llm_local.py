@@ -17,6 +17,9 @@ from tinymodels import GREETING, RUNAWAY, STOP, THOUGHTFUL, episode, weather_sch
 from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
 
+QUESTIONS = ["hi", "What is 3 plus 4?", "The quick brown fox jumps", "Tell me about Paris", "x y z", "ok"]
+QUESTIONS_SHARED = ["Question: what is 3 plus 4?", "Question: tell me about Paris", "Question: x y z"]
+
 
 @pytest.fixture(scope="module")
 def chat(chat_dir: Path) -> LocalChatModel:
@@ -285,6 +288,38 @@ def test_rows_with_prefixes_of_different_lengths_prefill_together_and_match_rows
     assert [r.prefilled_tokens for r in batched] == lined_up
 
 
+@pytest.mark.parametrize("questions", [QUESTIONS_SHARED, ["What is 3 plus 4?"] * 3], ids=["distinct", "identical"])
+def test_a_prompt_prefix_the_rows_of_a_batch_share_is_prefilled_once(tiny_dir: Path, questions: list[str]) -> None:
+    from agentkit.llm.engine import Request
+    from agentkit.llm.generate import GenerationSettings, Row
+
+    system = "You are a careful assistant. Use the tools, check every result, and answer briefly. " * 3
+    settings = GenerationSettings((), 8, 0.0, 1.0)
+    cold = LocalChatModel.from_pretrained(tiny_dir, prefix_cache_size=0)._load()
+    warm = LocalChatModel.from_pretrained(tiny_dir)._load()
+    prompts = [warm.tokenizer(system + question)["input_ids"] for question in questions]
+    alone = []
+    for ids in prompts:
+        cold._run([request := Request(Row(ids), settings)])
+        alone.append(request.future.result())
+    batch = [Request(Row(ids), settings) for ids in prompts]
+    warm._run(batch)  # the first step of a batch of episodes: nothing cached yet
+    together = [request.future.result() for request in batch]
+
+    assert [r.token_ids for r in together] == [r.token_ids for r in alone]
+    pairs = [min(_common(a, b), len(a) - 1, len(b) - 1) for i, a in enumerate(prompts) for b in prompts[i + 1 :]]
+    assert min(pairs) > 40
+    assert warm.stats.batches == 1
+    # What rows share went through the model once (shorter shared parts are the start of longer ones); each row
+    # prefilled only its own part, lined up on the longest.
+    assert warm.stats.prefilled_tokens == max(pairs) + sum(r.prefilled_tokens for r in together)
+    assert all(r.prefilled_tokens <= max(len(ids) for ids in prompts) - min(pairs) for r in together)
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
 def test_a_re_rendered_history_falls_back_to_a_full_prefill_and_stays_correct(tiny_dir: Path) -> None:
     warm = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=8)
     cold = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=8, prefix_cache_size=0)
@@ -297,8 +332,6 @@ def test_a_re_rendered_history_falls_back_to_a_full_prefill_and_stays_correct(ti
 
 
 # -- batching, concurrency, async, streaming ---------------------------------------------------------------------------
-
-QUESTIONS = ["hi", "What is 3 plus 4?", "The quick brown fox jumps", "Tell me about Paris", "x y z", "ok"]
 
 
 def test_concurrent_calls_are_batched_and_match_calls_one_by_one(tiny_dir: Path) -> None:

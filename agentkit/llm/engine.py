@@ -9,6 +9,9 @@ After each call the worker keeps the row's keys and values in a small LRU `Prefi
 episode renders a prompt that starts with the previous prompt and reply, so its longest common token prefix with a
 stored entry is prefilled from the cache and only the new tokens run through the model. The match is on token ids,
 so a template that re-renders earlier turns differently just matches less (down to a full prefill), never wrongly.
+Rows of one batch that share more of their prompts than the cache holds (the system prompt, at the first step of a
+batch of episodes) have that shared part prefilled once and cached before the batch runs, as it would be when the
+episodes ran one after another.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, run_batch
+from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, prefill, run_batch
 
 __all__ = ["Engine", "EngineStats", "PrefixStore", "Request"]
+
+# Rows of a batch that share this many prompt tokens beyond their cached prefixes have them prefilled once for all
+# (`Engine._share_prefixes`); below it, the extra forward pass costs about what it saves.
+_MIN_SHARED_TOKENS = 16
 
 
 @dataclass(slots=True)
@@ -243,6 +250,29 @@ class Engine:
         self._last_batch = max(1, len(live))
         return live
 
+    def _share_prefixes(self, rows: list[Row]) -> bool:
+        """Prefill once, and store, each prompt prefix that rows of the batch share beyond their cached prefixes.
+
+        Episodes batched together (``agent.batch``) start from the same system prompt and tool descriptions. At their
+        first step the cache holds none of it, and prefilling the rows together would compute it once per row; one
+        after another, the second episode on would already take it from the cache. Identical prompts (sampled
+        rollouts of one task) share all but their last token.
+
+        Returns:
+            Whether anything was prefilled (the rows' prefixes are then taken again).
+        """
+        shared: set[tuple[int, ...]] = set()
+        for index, row in enumerate(rows):
+            others = (_common_prefix(row.ids, other.ids) for j, other in enumerate(rows) if j != index)
+            longest = min(max(others), len(row.ids) - 1)
+            if longest - (len(row.prefix.ids) if row.prefix is not None else 0) >= _MIN_SHARED_TOKENS:
+                shared.add(tuple(row.ids[:longest]))
+        for ids in sorted(shared, key=len):  # shortest first: a longer one extends it from the cache
+            known = self.prefixes.take(list(ids))
+            self.prefixes.put(prefill(self.model, list(ids), known, device=self.device))
+            self.stats.prefilled_tokens += len(ids) - (len(known.ids) if known is not None else 0)
+        return bool(shared)
+
     def _run(self, batch: list[Request]) -> None:
         live = []
         for request in batch:
@@ -253,10 +283,13 @@ class Engine:
         if not live:
             return
         rows = [request.row for request in live]
+        started = time.perf_counter()
         if self._reuse:
             for row in rows:
                 row.prefix = self.prefixes.take(row.ids)
-        started = time.perf_counter()
+            if len(rows) > 1 and self._share_prefixes(rows):
+                for row in rows:
+                    row.prefix = self.prefixes.take(row.ids)
         settings = live[0].settings
         results = run_batch(
             self.model,

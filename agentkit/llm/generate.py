@@ -31,7 +31,7 @@ from agentkit.llm.compat import cache_keyword
 if TYPE_CHECKING:
     from agentkit.llm.constrained import ToolCallConstraint
 
-__all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "end_ids", "pad_id", "run_batch"]
+__all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "end_ids", "pad_id", "prefill", "run_batch"]
 
 KV = list[tuple[Any, Any]]
 """Per layer, the cached (keys, values) tensors of one sequence, each of shape (1, heads, tokens, head size)."""
@@ -294,9 +294,9 @@ def _prefill_batch(
     todo = [len(row.ids) - 1 - t for row, t in zip(rows, taken, strict=True)]
     span = max(todo)
     if len(rows) == 1:
-        return _prefill(model, rows[0], device, capacity), taken
+        return _prefill(model, rows[0].ids[:-1], rows[0].prefix, device, capacity), taken
     if span == 0 or len(rows) * span > _JOINT_PREFILL_SLACK * sum(todo):
-        alone = [_layers(_prefill(model, row, device, len(row.ids) - 1)) for row in rows]
+        alone = [_layers(_prefill(model, row.ids[:-1], row.prefix, device, len(row.ids) - 1)) for row in rows]
         return _batch_cache(alone, pads, capacity), taken
     # Every row runs its last `span` tokens before the final one (fewer when its prompt is shorter): a row with fewer
     # new tokens than that recomputes the end of its prefix, so the new parts of all rows line up on the right.
@@ -324,13 +324,31 @@ def _prefill_batch(
     return cache, taken
 
 
-def _prefill(model: Any, row: Row, device: str, capacity: int) -> Any:
-    """A cache of the row's keys and values for all prompt tokens but the last, computed on from its prefix."""
+def prefill(model: Any, ids: list[int], prefix: Prefix | None, *, device: str) -> Prefix:
+    """The keys and values of all of `ids`, computed on from `prefix` (a prefix of `ids`, or None).
+
+    Args:
+        model: A transformers causal LM whose cache is made of plain dynamic layers.
+        ids: The tokens to cache.
+        prefix: Cached keys and values for their first tokens, or None.
+        device: Where the model is.
+
+    Returns:
+        A compact prefix of `ids` (its buffers hold exactly those tokens).
+    """
     import torch
 
-    cache = _batch_cache([row.prefix.kv if row.prefix is not None else []], [0], capacity)
-    start = len(row.prefix.ids) if row.prefix is not None else 0
-    todo = row.ids[start:-1]
+    with torch.inference_mode():
+        cache = _prefill(model, ids, prefix, device, len(ids))
+    return Prefix(list(ids), _layers(cache))
+
+
+def _prefill(model: Any, ids: list[int], prefix: Prefix | None, device: str, capacity: int) -> Any:
+    """A cache of the keys and values of `ids`, computed on from `prefix`, with room for `capacity` positions."""
+    import torch
+
+    cache = _batch_cache([prefix.kv if prefix is not None else []], [0], capacity)
+    todo = ids[len(prefix.ids) if prefix is not None else 0 :]
     if todo:
         # logits_to_keep=1: the logits of a prefill are not needed, and the vocabulary projection is costly.
         inputs = torch.tensor([todo], device=device)
