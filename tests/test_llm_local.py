@@ -409,6 +409,59 @@ def test_a_caller_still_rendering_when_the_others_are_back_joins_their_batch() -
     assert [request.row.ids for request in batch] == [[1], [2], [3]]
 
 
+def _engine_without_model(last_batch: int) -> Any:
+    from agentkit.llm.engine import Engine
+
+    engine = Engine(None, None, "cpu", batch_wait_s=5.0)
+    engine._last_batch = last_batch
+    return engine
+
+
+def _put(engine: Any, ids: list[int]) -> None:
+    from agentkit.llm.engine import Request
+    from agentkit.llm.generate import GenerationSettings, Row
+
+    with engine._ready:
+        engine._pending.append(Request(Row(ids), GenerationSettings((), 4, 0.0, 1.0)))
+        engine._ready.notify()
+
+
+def test_callers_of_a_pool_starting_up_a_moment_apart_share_the_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentkit.llm.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_SETTLE_S", 0.5)  # the gaps below are far shorter; CI machines are slow
+    engine = _engine_without_model(last_batch=1)  # the model ran one call at a time until now
+
+    def callers() -> None:
+        for ids in ([2], [3], [4]):
+            with engine.arriving():  # each renders its prompt after the one before has queued its own
+                time.sleep(0.01)
+                _put(engine, ids)
+            time.sleep(0.05)
+
+    others = threading.Thread(target=callers)
+    with engine.arriving():
+        others.start()
+        time.sleep(0.01)
+        _put(engine, [1])
+    batch = engine._next_batch()
+    others.join()
+    assert [request.row.ids for request in batch] == [[1], [2], [3], [4]]
+
+
+def test_a_batch_as_large_as_the_last_one_is_not_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentkit.llm.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_SETTLE_S", 30.0)
+    engine = _engine_without_model(last_batch=2)
+    _put(engine, [1])
+    _put(engine, [2])
+    started = time.perf_counter()
+    batch = engine._next_batch()
+    assert time.perf_counter() - started < 4  # neither batch_wait_s (5 s) nor the settle time (30 s) was waited
+    assert [request.row.ids for request in batch] == [[1], [2]]
+
+
 def test_grouped_query_attention_batches_and_reuses_prefixes_like_full_attention(tmp_path: Path) -> None:
     from agentkit.llm.tiny import build_tiny_model
 

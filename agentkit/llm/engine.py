@@ -32,6 +32,8 @@ __all__ = ["Engine", "EngineStats", "PrefixStore", "Request"]
 # Rows of a batch that share this many prompt tokens beyond their cached prefixes have them prefilled once for all
 # (`Engine._share_prefixes`); below it, the extra forward pass costs about what it saves.
 _MIN_SHARED_TOKENS = 16
+# How long a growing batch waits for one more caller once those rendering are in (`Engine._wait_for_arrivals`).
+_SETTLE_S = 0.005
 
 
 @dataclass(slots=True)
@@ -234,9 +236,7 @@ class Engine:
             # Then for callers still rendering their prompts: after that wait, not before it, or a caller one step
             # behind the others (it missed a batch) is still rendering when they are back, misses this batch too, and
             # the episodes stay split in two batches per step.
-            self._ready.wait_for(
-                lambda: not self._arriving or len(self._pending) >= self.max_batch_size, timeout=self.batch_wait_s
-            )
+            self._wait_for_arrivals()
             first = self._pending.popleft()
             batch, rest = [first], deque[Request]()
             while self._pending:
@@ -272,6 +272,31 @@ class Engine:
             self.prefixes.put(prefill(self.model, list(ids), known, device=self.device))
             self.stats.prefilled_tokens += len(ids) - (len(known.ids) if known is not None else 0)
         return bool(shared)
+
+    def _wait_for_arrivals(self) -> None:
+        """Wait (up to `batch_wait_s`) for the callers still rendering; called holding `_ready`.
+
+        While the batch grows past the last one (a thread pool starting its episodes), callers reach `arriving` a
+        millisecond or so apart, and the one after a gap would run a whole step behind the others: so each time
+        the arriving callers are all in, the worker gives the next one `_SETTLE_S` to show up. A lone caller, and a
+        batch no larger than the last, are not held back by that.
+        """
+        deadline = time.monotonic() + self.batch_wait_s
+
+        def full() -> bool:
+            return len(self._pending) >= self.max_batch_size
+
+        while True:
+            self._ready.wait_for(lambda: not self._arriving or full(), timeout=max(0.0, deadline - time.monotonic()))
+            count = len(self._pending)
+            if full() or count <= self._last_batch:
+                return
+            if not self._another_arrives(count, min(_SETTLE_S, deadline - time.monotonic())):
+                return
+
+    def _another_arrives(self, queued: int, timeout: float) -> bool:
+        """Wait up to `timeout` for a caller to start arriving or for more than `queued` requests; holding `_ready`."""
+        return timeout > 0 and self._ready.wait_for(lambda: self._arriving > 0 or len(self._pending) > queued, timeout)
 
     def _run(self, batch: list[Request]) -> None:
         live = []
