@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentkit.errors import ConfigError
-from agentkit.llm.layout import tune_cpu_layouts
+from agentkit.llm.cpu_matmul import tune_cpu_matmuls as _tune_cpu_matmuls
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -39,7 +39,7 @@ def load_model(
     dtype: str = "auto",
     adapter: str | os.PathLike[str] | None = None,
     quantize: Quantize | None = None,
-    tune_cpu_layout: bool = True,
+    tune_cpu_matmuls: bool = True,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load a model, its tokenizer and optionally a PEFT adapter, on the chosen device.
 
@@ -50,8 +50,8 @@ def load_model(
         adapter: A PEFT adapter directory to apply (e.g. the output of ``agentkit dpo``); merged into the weights
             unless they are quantised.
         quantize: 4- or 8-bit weights via bitsandbytes; CUDA only, skipped with a warning on the CPU.
-        tune_cpu_layout: On the CPU, store each linear layer's weight in the memory layout that this CPU decodes
-            fastest with, measured per weight shape (`agentkit.llm.layout`).
+        tune_cpu_matmuls: On the CPU, have each linear layer multiply one row and a few rows (decoding) in the
+            form this CPU runs fastest, measured per weight shape (`agentkit.llm.cpu_matmul`).
 
     Returns:
         The model in eval mode, its tokenizer, and the device it is on.
@@ -78,8 +78,8 @@ def load_model(
     if adapter is not None:
         model = _apply_adapter(model, adapter, merge="quantization_config" not in options)
     model.eval()
-    if where == "cpu" and tune_cpu_layout:
-        tune_cpu_layouts(model)
+    if where == "cpu" and tune_cpu_matmuls:
+        _tune_cpu_matmuls(model)
     return model, tokenizer, where
 
 

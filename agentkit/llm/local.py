@@ -80,9 +80,10 @@ class LocalChatModel(BaseChatModel):
             checked in one forward pass. The greedy tokens stay the same; the forward passes drop by about 40 %
             on agent episodes. It saves time where a pass over a few tokens costs about what one does (a GPU); on
             a small CPU such a pass costs more and it saves nothing (`benchmarks/drafting.py`).
-        tune_cpu_layout: On the CPU, store each linear layer's weight row- or column-major, whichever this CPU
-            multiplies by one row faster, measured once per weight shape at load (`agentkit.llm.layout`). Greedy
-            text can differ from other runtimes' in the last bits of the logits, as between two BLAS libraries.
+        tune_cpu_matmuls: On the CPU, have each linear layer multiply one row and a few rows (decoding) as `linear`
+            or as a batched product over blocks of its weight's rows, whichever this CPU runs faster, measured once
+            per weight shape at load (`agentkit.llm.cpu_matmul`). Greedy text can differ from other runtimes' in the
+            last bits of the logits, as between two BLAS libraries.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
@@ -102,7 +103,7 @@ class LocalChatModel(BaseChatModel):
     max_batch_size: int = 8
     prefix_cache_size: int = 16
     draft_tokens: int = 0
-    tune_cpu_layout: bool = True
+    tune_cpu_matmuls: bool = True
 
     _engine: Engine | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -127,7 +128,7 @@ class LocalChatModel(BaseChatModel):
             adapter: A PEFT adapter directory to apply.
             quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
             **settings: Model fields: `max_new_tokens`, `temperature`, `top_p`, `tool_format`, `return_logprobs`,
-                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`, `draft_tokens`, `tune_cpu_layout`.
+                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`, `draft_tokens`, `tune_cpu_matmuls`.
 
         Returns:
             The chat model.
@@ -155,7 +156,7 @@ class LocalChatModel(BaseChatModel):
                     dtype=self.dtype,
                     adapter=self.adapter,
                     quantize=self.quantize,
-                    tune_cpu_layout=self.tune_cpu_layout,
+                    tune_cpu_matmuls=self.tune_cpu_matmuls,
                 )
                 if self.tool_format == "auto":
                     self.tool_format = detect_format(getattr(tokenizer, "chat_template", None))
