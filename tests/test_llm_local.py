@@ -48,6 +48,29 @@ def test_construction_is_lazy_and_loads_on_first_call(tiny_dir: Path) -> None:
     assert chat._engine is not None
 
 
+def test_the_model_is_loaded_on_the_thread_that_runs_it(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch's parallel CPU kernels run fastest with one OpenMP team of threads, which one calling thread keeps.
+    import agentkit.llm.engine as engine_module
+    import agentkit.llm.local as local_module
+
+    threads: dict[str, threading.Thread] = {}
+    load, run = local_module.load_model, engine_module.run_batch
+
+    def loading(*args: Any, **kwargs: Any) -> Any:
+        threads["load"] = threading.current_thread()
+        return load(*args, **kwargs)
+
+    def running(*args: Any, **kwargs: Any) -> Any:
+        threads["run"] = threading.current_thread()
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(local_module, "load_model", loading)
+    monkeypatch.setattr(engine_module, "run_batch", running)
+    LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=2).invoke("hello")
+    assert threads["load"] is threads["run"]
+    assert threads["load"] is not threading.current_thread()
+
+
 def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not available on this machine"):
         LocalChatModel.from_pretrained(tmp_path / "nowhere")

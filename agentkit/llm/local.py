@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -150,23 +151,22 @@ class LocalChatModel(BaseChatModel):
     def _load(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                model, tokenizer, where = load_model(
-                    self.model_id,
-                    device=self.device,
-                    dtype=self.dtype,
-                    adapter=self.adapter,
-                    quantize=self.quantize,
-                    tune_cpu_matmuls=self.tune_cpu_matmuls,
-                )
-                if self.tool_format == "auto":
-                    self.tool_format = detect_format(getattr(tokenizer, "chat_template", None))
-                self._engine = Engine(
-                    model,
-                    tokenizer,
-                    where,
+                engine = Engine.on_own_thread(
+                    functools.partial(
+                        load_model,
+                        self.model_id,
+                        device=self.device,
+                        dtype=self.dtype,
+                        adapter=self.adapter,
+                        quantize=self.quantize,
+                        tune_cpu_matmuls=self.tune_cpu_matmuls,
+                    ),
                     max_batch_size=self.max_batch_size,
                     prefix_cache_size=self.prefix_cache_size,
                 )
+                if self.tool_format == "auto":
+                    self.tool_format = detect_format(getattr(engine.tokenizer, "chat_template", None))
+                self._engine = engine
             return self._engine
 
     @property
