@@ -32,12 +32,14 @@ Run ``python benchmarks/engine.py`` (``--quick`` for fewer repeats, ``--json PAT
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ from agentkit.llm.tiny import build_tiny_model, train_to_say
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers
+from isolated import Isolated
 from machine import machine_info
 
 STOP = ["\nObservation:"]
@@ -93,32 +96,72 @@ def _median_ms(values: list[float]) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Each framework in a process of its own (see isolated.py): these build the call each process makes
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _agentkit_caller(folder: str, max_new_tokens: int, prefix_cache_size: int) -> Callable[..., Any]:
+    ours = LocalChatModel.from_pretrained(folder, max_new_tokens=max_new_tokens, prefix_cache_size=prefix_cache_size)
+
+    def call(messages: list[BaseMessage] | None, stop: list[str]) -> dict[str, Any] | None:
+        if messages is None:
+            ours.clear_cache()
+            return None
+        before = ours.stats.generate_seconds
+        reply = ours.invoke(messages, stop=stop)
+        return {
+            "content": reply.content,
+            "usage": reply.usage_metadata,
+            "metadata": reply.response_metadata,
+            "generate_seconds": ours.stats.generate_seconds - before,
+        }
+
+    return call
+
+
+def _langchain_caller(folder: str, max_new_tokens: int) -> Callable[..., Any]:
+    chat = peers.langchain_pipeline_chat(folder, max_new_tokens=max_new_tokens)
+    return lambda messages, stop: peers.langchain_step(chat, messages, stop)[0]
+
+
+def _smolagents_caller(folder: str, max_new_tokens: int) -> Callable[..., Any]:
+    model = peers.smolagents_model(folder, max_new_tokens=max_new_tokens)
+    return lambda messages, stop: peers.smolagents_step(model, messages, stop)[0]
+
+
+def _here() -> Callable[..., Any]:
+    return lambda function, *args: function(*args)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # 1. One ReAct step: stop strings
 # ----------------------------------------------------------------------------------------------------------------------
 
 
 def stop_step(folder: Path, repeats: int) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
     messages: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage("Question: What is 17 + 25?")]
-    ours = LocalChatModel.from_pretrained(folder, max_new_tokens=256, prefix_cache_size=0)
-    theirs = peers.langchain_pipeline_chat(str(folder), max_new_tokens=256)
-    ours.invoke(messages, stop=STOP)  # warm-up: first-call allocations, lazy imports
-    peers.langchain_step(theirs, messages, STOP)
-    times: dict[str, list[float]] = {"agentkit": [], "langchain": []}
-    tokens: dict[str, int] = {}
-    for _ in range(repeats):
-        started = time.perf_counter()
-        reply = ours.invoke(messages, stop=STOP)
-        times["agentkit"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        text, _ = peers.langchain_step(theirs, messages, STOP)
-        times["langchain"].append(time.perf_counter() - started)
-        assert reply.content == ACTION, reply.content  # the trained action, cut at the marker
-        assert reply.usage_metadata is not None
-        tokens = {
-            "agentkit": reply.usage_metadata["output_tokens"],
-            "langchain": len(ours.tokenizer(text, add_special_tokens=False)["input_ids"]),
-        }
-        assert text.startswith(ACTION) and STOP[0] in text  # LangChain ran on past the marker
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with (
+        Isolated(_agentkit_caller, str(folder), 256, 0) as ours,
+        Isolated(_langchain_caller, str(folder), 256) as theirs,
+    ):
+        ours(messages, STOP)  # warm-up: first-call allocations, lazy imports
+        theirs(messages, STOP)
+        times: dict[str, list[float]] = {"agentkit": [], "langchain": []}
+        tokens: dict[str, int] = {}
+        for _ in range(repeats):
+            reply, seconds = ours(messages, STOP)
+            times["agentkit"].append(seconds)
+            text, seconds = theirs(messages, STOP)
+            times["langchain"].append(seconds)
+            assert reply["content"] == ACTION, reply["content"]  # the trained action, cut at the marker
+            tokens = {
+                "agentkit": reply["usage"]["output_tokens"],
+                "langchain": len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+            }
+            assert text.startswith(ACTION) and STOP[0] in text  # LangChain ran on past the marker
     medians = {name: _median_ms(values) for name, values in times.items()}
     return {
         "median_ms": medians,
@@ -169,38 +212,38 @@ def _episode_messages(steps: int, system: str) -> list[list[BaseMessage]]:
 
 
 def episode(folder: Path, steps: int, repeats: int, new_tokens: int, system: str = SYSTEM) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
     prompts = _episode_messages(steps, system)
-    ours = LocalChatModel.from_pretrained(folder, max_new_tokens=new_tokens)
-    theirs = peers.smolagents_model(str(folder), max_new_tokens=new_tokens)
     converted = [peers.messages_to_smolagents(p) for p in prompts]
-    ours.invoke(prompts[0], stop=STOP)
-    peers.smolagents_step(theirs, converted[0], STOP)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     per_step: dict[str, list[list[float]]] = {"agentkit": [[] for _ in prompts], "smolagents": [[] for _ in prompts]}
     framework_share: list[float] = []
     prefilled = prompt_tokens = 0
-    for _ in range(repeats):
-        ours.clear_cache()  # every episode starts cold
-        for step, (messages, smol) in enumerate(zip(prompts, converted, strict=True)):
-            before = ours.stats.generate_seconds
-            started = time.perf_counter()
-            reply = ours.invoke(messages, stop=STOP)
-            wall = time.perf_counter() - started
-            per_step["agentkit"][step].append(wall)
-            framework_share.append((wall - (ours.stats.generate_seconds - before)) / wall)
-            started = time.perf_counter()
-            text, _ = peers.smolagents_step(theirs, smol, STOP)
-            per_step["smolagents"][step].append(time.perf_counter() - started)
-            assert text.strip() == reply.content, (text, reply.content)  # same model, same prompt, same greedy text
-            if step >= 1:
-                prefilled += reply.response_metadata["prefilled_tokens"]
-                prompt_tokens += reply.response_metadata["prompt_tokens"]
+    with (
+        Isolated(_agentkit_caller, str(folder), new_tokens, 16) as ours,
+        Isolated(_smolagents_caller, str(folder), new_tokens) as theirs,
+    ):
+        ours(prompts[0], STOP)
+        theirs(converted[0], STOP)
+        for _ in range(repeats):
+            ours(None, STOP)  # every episode starts cold: clear the prefix cache
+            for step, (messages, smol) in enumerate(zip(prompts, converted, strict=True)):
+                reply, wall = ours(messages, STOP)
+                per_step["agentkit"][step].append(wall)
+                framework_share.append((wall - reply["generate_seconds"]) / wall)
+                text, seconds = theirs(smol, STOP)
+                per_step["smolagents"][step].append(seconds)
+                # Same model, same prompt, same greedy text.
+                assert text.strip() == reply["content"], (text, reply["content"])
+                if step >= 1:
+                    prefilled += reply["metadata"]["prefilled_tokens"]
+                    prompt_tokens += reply["metadata"]["prompt_tokens"]
     medians = {name: [_median_ms(v) for v in steps_] for name, steps_ in per_step.items()}
     ratios = [a / b for a, b in zip(medians["agentkit"], medians["smolagents"], strict=True)]
     late = slice(2, None)
     return {
-        "prompt_tokens_per_step": [
-            len(ours.tokenizer(render_prompt(ours.tokenizer, p, None))["input_ids"]) for p in prompts
-        ],
+        "prompt_tokens_per_step": [len(tokenizer(render_prompt(tokenizer, p, None))["input_ids"]) for p in prompts],
         "median_ms_per_step": medians,
         "ratio_per_step": ratios,
         "ratio_from_step_3": sum(medians["agentkit"][late]) / sum(medians["smolagents"][late]),
@@ -278,6 +321,13 @@ def batched(folder: Path, episodes: int, steps: int, new_tokens: int, pairs: int
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def alone(function: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``function(*args, **kwargs)`` in a process of its own (agentkit alone there, as in a user's process)."""
+    with Isolated(_here) as child:
+        result, _ = child(functools.partial(function, *args, **kwargs))
+    return result
+
+
 def build_models(workdir: Path) -> tuple[Path, Path]:
     """A trained small model that writes a ReAct action then runs on, and a larger random one for compute."""
     stop_folder = build_tiny_model(workdir / "stop", hidden_size=256, layers=4, heads=4)
@@ -312,11 +362,12 @@ def main() -> None:
             "episode_vs_smolagents_own_prompt": episode(
                 compute_folder, steps=6, repeats=repeats, new_tokens=24, system=_smolagents_system_prompt()
             ),
-            "batch_of_8": batched(compute_folder, episodes=8, steps=5, new_tokens=24, pairs=pairs),
+            "batch_of_8": alone(batched, compute_folder, episodes=8, steps=5, new_tokens=24, pairs=pairs),
             # The same model with grouped-query attention (2 key/value heads for 8 query heads), the layout of
             # today's small instruct models (Qwen2.5, Llama 3.2, SmolLM2): batched decoding reads a quarter of the
             # keys and values, which bound it above on a CPU.
-            "batch_of_8_gqa": batched(
+            "batch_of_8_gqa": alone(
+                batched,
                 build_tiny_model(
                     Path(tmp) / "gqa", hidden_size=512, layers=8, heads=8, kv_heads=2, vocab_size=1024, context=4096
                 ),
@@ -327,7 +378,8 @@ def main() -> None:
             ),
             # Where the CPU's arithmetic, not per-token overhead, bounds decoding (above), batching gains less;
             # a smaller model shows the other end of the range.
-            "batch_of_8_small_model": batched(
+            "batch_of_8_small_model": alone(
+                batched,
                 build_tiny_model(Path(tmp) / "small", hidden_size=256, layers=4, heads=4, context=4096),
                 episodes=8,
                 steps=5,
