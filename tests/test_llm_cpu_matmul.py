@@ -59,6 +59,8 @@ def test_blocked_products_keep_the_parameters_and_the_models_output(
         outputs = [model(ids[:1, :1]).logits, model(ids[:, :1]).logits, model(ids).logits]
     for got, want in zip(outputs, expected, strict=True):
         assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+    with torch.inference_mode():
+        assert model.model.layers[0].mlp.up_proj(torch.zeros(2, 0, 512)).shape == (2, 0, 2048)
 
 
 def test_a_tuned_model_copies_pickles_and_learns_like_the_plain_one(monkeypatch: pytest.MonkeyPatch) -> None:

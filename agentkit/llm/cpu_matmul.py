@@ -99,7 +99,7 @@ def _tuned_linear_class() -> type:
 
         def forward(self, x: Any) -> Any:
             rows = x.numel() // self.in_features
-            blocks = self.one_row_blocks if rows == 1 else self.few_rows_blocks if rows <= _FEW_ROWS else 0
+            blocks = self.one_row_blocks if rows == 1 else self.few_rows_blocks if 1 < rows <= _FEW_ROWS else 0
             # The views need the row-major weight tuning measured; anything else goes the usual way.
             if not blocks or x.device.type != "cpu" or not self.weight.is_contiguous():
                 return torch.nn.functional.linear(x, self.weight, self.bias)
