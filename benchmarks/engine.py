@@ -24,7 +24,8 @@ Four measurements (issue 3), each printed as medians and a ratio:
 Models are built locally (`agentkit.llm.tiny`), so the run is offline: a trained 4-layer model for stopping, and a
 larger randomly initialised 8-layer model (34M parameters) where only compute matters (episode and batching).
 Each random model writes its greedy tokens the same way in every framework, which the script checks before it
-reports a figure.
+reports a figure. Each framework runs in a process of its own (`isolated.py`: one OpenMP runtime each, as for a
+user), and each call is timed inside its process.
 
 Run ``python benchmarks/engine.py`` (``--quick`` for fewer repeats, ``--json PATH`` to save the figures).
 """
@@ -129,8 +130,8 @@ def _smolagents_caller(folder: str, max_new_tokens: int) -> Callable[..., Any]:
     return lambda messages, stop: peers.smolagents_step(model, messages, stop)[0]
 
 
-def _here() -> Callable[..., Any]:
-    return lambda function, *args: function(*args)
+def _here() -> Callable[[Callable[[], Any]], Any]:
+    return lambda function: function()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
