@@ -400,38 +400,6 @@ def test_a_lone_caller_is_never_kept_waiting_for_a_batch(tiny_dir: Path) -> None
     assert time.perf_counter() - started < 10
 
 
-def test_a_caller_still_rendering_when_the_others_are_back_joins_their_batch() -> None:
-    from agentkit.llm.engine import Engine, Request
-    from agentkit.llm.generate import GenerationSettings, Row
-
-    # The last batch had two rows; one of them is back, the other and a third episode (one step behind: it missed
-    # that batch) are on their way. The third is still rendering its prompt when the second is back.
-    engine = Engine(None, None, "cpu", batch_wait_s=5.0)
-    engine._last_batch = 2
-    settings = GenerationSettings((), 4, 0.0, 1.0)
-
-    def put(request: Request) -> None:
-        with engine._ready:
-            engine._pending.append(request)
-            engine._ready.notify()
-
-    def episodes() -> None:
-        time.sleep(0.05)
-        with engine.arriving():  # the third renders ...
-            time.sleep(0.05)
-            put(Request(Row([2]), settings))  # ... while the second comes back: as many as last time
-            time.sleep(0.2)
-        put(Request(Row([3]), settings))
-
-    put(Request(Row([1]), settings))
-    others = threading.Thread(target=episodes)
-    others.start()
-    batch = engine._next_batch()
-    others.join()
-
-    assert [request.row.ids for request in batch] == [[1], [2], [3]]
-
-
 def _engine_without_model(last_batch: int) -> Any:
     from agentkit.llm.engine import Engine
 
@@ -447,6 +415,28 @@ def _put(engine: Any, ids: list[int]) -> None:
     with engine._ready:
         engine._pending.append(Request(Row(ids), GenerationSettings((), 4, 0.0, 1.0)))
         engine._ready.notify()
+
+
+def test_a_caller_still_rendering_when_the_others_are_back_joins_their_batch() -> None:
+    # The last batch had two rows; one of them is back, the other and a third episode (one step behind: it missed
+    # that batch) are on their way. The third is still rendering its prompt when the second is back.
+    engine = _engine_without_model(last_batch=2)
+
+    def episodes() -> None:
+        time.sleep(0.05)
+        with engine.arriving():  # the third renders ...
+            time.sleep(0.05)
+            _put(engine, [2])  # ... while the second comes back: as many as last time
+            time.sleep(0.2)
+        _put(engine, [3])
+
+    _put(engine, [1])
+    others = threading.Thread(target=episodes)
+    others.start()
+    batch = engine._next_batch()
+    others.join()
+
+    assert [request.row.ids for request in batch] == [[1], [2], [3]]
 
 
 def test_callers_of_a_pool_starting_up_a_moment_apart_share_the_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
