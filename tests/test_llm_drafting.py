@@ -15,6 +15,9 @@ from tinymodels import GREETING, RUNAWAY, STOP, episode
 from agentkit.llm import LocalChatModel
 
 REPEATED: list[BaseMessage] = [HumanMessage("hi"), AIMessage(GREETING + RUNAWAY), HumanMessage("hi")]
+# Drafting must change no token and no log-probability. In bfloat16 (the "auto" dtype on a GPU) a pass over several
+# drafted tokens runs other kernels than one pass per token, and rounding alone can flip a near-tied greedy token.
+EXACT = "float32"
 """A conversation whose next reply repeats an earlier one: the context holds every token the model will write."""
 
 
@@ -46,8 +49,12 @@ def _forward_passes(chat: LocalChatModel) -> Iterator[list[int]]:
 
 
 def test_drafted_tokens_save_forward_passes_and_change_no_token(echo_dir: Path) -> None:
-    plain = LocalChatModel.from_pretrained(echo_dir, draft_tokens=0, return_logprobs=True, prefix_cache_size=0)
-    drafting = LocalChatModel.from_pretrained(echo_dir, draft_tokens=10, return_logprobs=True, prefix_cache_size=0)
+    plain = LocalChatModel.from_pretrained(
+        echo_dir, draft_tokens=0, return_logprobs=True, prefix_cache_size=0, dtype=EXACT
+    )
+    drafting = LocalChatModel.from_pretrained(
+        echo_dir, draft_tokens=10, return_logprobs=True, prefix_cache_size=0, dtype=EXACT
+    )
     with _forward_passes(plain) as without:
         expected = plain.invoke(REPEATED)
     with _forward_passes(drafting) as with_:
@@ -61,9 +68,11 @@ def test_drafted_tokens_save_forward_passes_and_change_no_token(echo_dir: Path) 
 
 
 def test_a_stop_string_inside_an_accepted_draft_still_ends_the_reply(echo_dir: Path) -> None:
-    plain = LocalChatModel.from_pretrained(echo_dir, draft_tokens=0, return_logprobs=True)
+    plain = LocalChatModel.from_pretrained(echo_dir, draft_tokens=0, return_logprobs=True, dtype=EXACT)
     # No prefix reuse: both calls below then run the same passes up to the marker.
-    drafting = LocalChatModel.from_pretrained(echo_dir, draft_tokens=10, return_logprobs=True, prefix_cache_size=0)
+    drafting = LocalChatModel.from_pretrained(
+        echo_dir, draft_tokens=10, return_logprobs=True, prefix_cache_size=0, dtype=EXACT
+    )
     expected = plain.invoke(REPEATED, stop=STOP)
     with _forward_passes(drafting) as to_the_end:
         drafting.invoke(REPEATED)
@@ -95,8 +104,12 @@ def test_a_streamed_drafted_reply_delivers_every_token(echo_dir: Path) -> None:
 def test_an_episode_with_prefix_reuse_writes_the_same_tokens_with_and_without_drafting(tiny_dir: Path) -> None:
     # The untrained model writes long arbitrary text, so drafts are often rejected and the cache cut back: a strict
     # check of the cut, on top of cached prefixes.
-    plain = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, draft_tokens=0, return_logprobs=True)
-    drafting = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, draft_tokens=10, return_logprobs=True)
+    plain = LocalChatModel.from_pretrained(
+        tiny_dir, max_new_tokens=24, draft_tokens=0, return_logprobs=True, dtype=EXACT
+    )
+    drafting = LocalChatModel.from_pretrained(
+        tiny_dir, max_new_tokens=24, draft_tokens=10, return_logprobs=True, dtype=EXACT
+    )
     without, with_ = episode(plain, "What is 3 plus 4?", 4), episode(drafting, "What is 3 plus 4?", 4)
     assert [r.response_metadata["token_ids"] for r in with_] == [r.response_metadata["token_ids"] for r in without]
     for a, b in zip(with_, without, strict=True):
@@ -106,7 +119,9 @@ def test_an_episode_with_prefix_reuse_writes_the_same_tokens_with_and_without_dr
 
 def test_concurrent_calls_batch_without_drafting_and_match_drafted_calls_one_by_one(tiny_dir: Path) -> None:
     # transformers drafts for one row only: a batch of several runs plain decoding, with the same tokens.
-    chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=16, draft_tokens=10, return_logprobs=True)
+    chat = LocalChatModel.from_pretrained(
+        tiny_dir, max_new_tokens=16, draft_tokens=10, return_logprobs=True, dtype=EXACT
+    )
     prompts = ["hi", "What is 3 plus 4?", "The quick brown fox", "hello there"]
     alone = [chat.invoke(p).response_metadata["token_ids"] for p in prompts]
     chat.stats.reset()

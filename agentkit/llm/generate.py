@@ -386,7 +386,8 @@ def _logprobs(logits: Sequence[Any], index: int, new: list[int], torch: Any) -> 
     if not steps:
         return []
     stacked = torch.stack([logits[t][index] for t in range(steps)]).float()  # (tokens, vocab)
-    picked = torch.log_softmax(stacked, dim=-1).gather(-1, torch.tensor(new[:steps]).unsqueeze(-1))
+    chosen = torch.tensor(new[:steps], device=stacked.device).unsqueeze(-1)
+    picked = torch.log_softmax(stacked, dim=-1).gather(-1, chosen)
     return [float(x) for x in picked.squeeze(-1)]
 
 
