@@ -12,7 +12,8 @@ a time, without drafting and with it, interleaved; the script checks that both w
 the model's time (`generate`), its forward passes, the generated tokens per pass, and the cost of one forward pass
 over 1 and over `draft + 1` tokens after a 900-token prompt, which decides whether the saved passes save time.
 
-Run ``python benchmarks/drafting.py`` (``--quick`` for fewer repeats, ``--json PATH`` to save the figures).
+Run ``python benchmarks/drafting.py`` (``--quick`` for fewer repeats, ``--json PATH`` to save the figures,
+``--device cuda`` on a GPU, in bfloat16).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devices import check_same, dtype_for, synchronize
 from machine import machine_info
 
 from agentkit.evaluate import evaluate
@@ -94,30 +96,35 @@ def _same_function(small: Path, wide: Path) -> float:
         return float((a(ids).logits - b(ids).logits).abs().max())
 
 
-def _pass_ms(folder: Path, tokens: int, repeats: int = 15) -> float:
+def _pass_ms(folder: Path, tokens: int, device: str, repeats: int = 15) -> float:
     """Median time of one cached forward pass over `tokens` new tokens after a 900-token prompt."""
     import torch
     from transformers import AutoModelForCausalLM, DynamicCache
 
-    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype_for(device))).to(device).eval()
     prompt = torch.randint(3, model.config.vocab_size, (1, 900), generator=torch.Generator().manual_seed(0))
     times = []
     with torch.inference_mode():
         for _ in range(repeats):
             cache = DynamicCache()
-            model(input_ids=prompt, use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
-            new = torch.randint(3, model.config.vocab_size, (1, tokens))
+            model(input_ids=prompt.to(device), use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
+            new = torch.randint(3, model.config.vocab_size, (1, tokens)).to(device)
+            synchronize(device)
             started = time.perf_counter()
             model(input_ids=new, use_cache=True, **{cache_keyword(): cache})
+            synchronize(device)
             times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times)
 
 
-def episodes(folder: Path, draft: int, tasks: int, repeats: int) -> dict[str, Any]:
+def episodes(folder: Path, draft: int, tasks: int, repeats: int, device: str) -> dict[str, Any]:
     """Run the tasks without drafting and with `draft` tokens, `repeats` times each, interleaved."""
     work = generate_tasks(tasks, split="heldout", seed=0, weights={"arithmetic-2": 1, "arithmetic-3": 1})
     settings = {"off": 0, "on": draft}
-    models = {mode: LocalChatModel.from_pretrained(folder, draft_tokens=d) for mode, d in settings.items()}
+    models = {
+        mode: LocalChatModel.from_pretrained(folder, device=device, dtype=dtype_for(device), draft_tokens=d)
+        for mode, d in settings.items()
+    }
     passes = {mode: [0] for mode in models}
     for mode, chat in models.items():
         count = passes[mode]
@@ -125,6 +132,7 @@ def episodes(folder: Path, draft: int, tasks: int, repeats: int) -> dict[str, An
         evaluate(chat, work[:1], concurrency=1)  # warm-up
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in models}
     answers: dict[str, list[str | None]] = {}
+    differing = 0
     for repeat in range(repeats):
         for mode in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
             chat = models[mode]
@@ -143,7 +151,8 @@ def episodes(folder: Path, draft: int, tasks: int, repeats: int) -> dict[str, An
                     "success": report.overall.success,
                 }
             )
-        assert answers["on"] == answers["off"], "drafting changed an answer"
+        differing += sum(a != b for a, b in zip(answers["on"], answers["off"], strict=True))
+    check_same(device, differing, f"of {repeats * len(work)} answers differ with and without drafting")
     medians = {mode: statistics.median(r["generate_seconds"] for r in rs) for mode, rs in runs.items()}
     return {
         "tasks": len(work),
@@ -151,6 +160,7 @@ def episodes(folder: Path, draft: int, tasks: int, repeats: int) -> dict[str, An
         "runs": runs,
         "median_generate_seconds": medians,
         "generate_time_ratio_on_over_off": medians["on"] / medians["off"],
+        "answers_differing": differing,
         "tokens_per_pass": {
             mode: rs[0]["generated_tokens"] / (rs[0]["forward_passes"] - rs[0]["model_calls"])  # minus prefills
             for mode, rs in runs.items()
@@ -162,6 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer tasks and repeats")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--device", default="cpu", help='"cpu" (float32) or "cuda[:N]" (bfloat16)')
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tasks, repeats = (8, 2) if args.quick else (24, 4)
@@ -171,11 +182,13 @@ def main() -> None:
         assert difference < 1e-4, difference
         figures: dict[str, Any] = {
             "machine": machine_info(("torch", "transformers")),
-            "model": "agentkit's shipped model zero-padded to 8 layers x 512 (34M parameters, float32)",
+            "device": args.device,
+            "model": "agentkit's shipped model zero-padded to 8 layers x 512 (34M parameters)",
+            "dtype": dtype_for(args.device),
             "max_logit_difference_to_shipped_model": difference,
-            "forward_pass_ms": {str(n): _pass_ms(folder, n) for n in (1, 4, 11)},
-            "episodes_draft_10": episodes(folder, 10, tasks, repeats),
-            "episodes_draft_3": episodes(folder, 3, tasks, repeats),
+            "forward_pass_ms": {str(n): _pass_ms(folder, n, args.device) for n in (1, 4, 11)},
+            "episodes_draft_10": episodes(folder, 10, tasks, repeats, args.device),
+            "episodes_draft_3": episodes(folder, 3, tasks, repeats, args.device),
         }
     print(json.dumps(figures, indent=2))
     if args.json:
