@@ -123,6 +123,12 @@ def test_a_missing_adapter_is_a_clear_error(tiny_dir: Path, tmp_path: Path) -> N
         LocalChatModel.from_pretrained(tiny_dir, adapter=tmp_path)
 
 
+def test_a_wrong_adapter_is_reported_before_the_model_is_loaded(tmp_path: Path) -> None:
+    # The model folder does not exist either: the adapter's error coming first shows no model load was attempted.
+    with pytest.raises(ConfigError, match="Adapter directory"):
+        LocalChatModel.from_pretrained(tmp_path / "no-model", adapter=tmp_path / "missing")
+
+
 # -- stop strings, stop reasons, usage, logprobs -----------------------------------------------------------------------
 
 

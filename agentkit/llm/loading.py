@@ -62,6 +62,8 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if adapter is not None:  # before the model: a wrong adapter path should not cost a whole load first
+        _check_adapter(adapter)
     where = pick_device(device)
     name = str(id_or_path)
     options: dict[str, Any] = {"dtype": _dtype(dtype, where, torch)}
@@ -129,10 +131,10 @@ def _bitsandbytes(quantize: Quantize) -> Any:
     )
 
 
-def _apply_adapter(model: Any, adapter: str | os.PathLike[str], *, merge: bool) -> Any:
-    """Apply a PEFT adapter; merged into the weights when they are not quantised, so decoding costs nothing extra."""
+def _check_adapter(adapter: str | os.PathLike[str]) -> None:
+    """Raise a `ConfigError` that says what to do unless `adapter` is a PEFT adapter folder and peft is installed."""
     try:
-        from peft import PeftModel
+        import peft  # noqa: F401
     except ImportError as exc:
         raise ConfigError("Loading an adapter needs the peft package: pip install peft") from exc
     if not Path(adapter).is_dir():
@@ -144,5 +146,11 @@ def _apply_adapter(model: Any, adapter: str | os.PathLike[str], *, merge: bool) 
             else ""
         )
         raise ConfigError(f"{str(adapter)!r} is not a PEFT adapter (no adapter_config.json).{hint}")
+
+
+def _apply_adapter(model: Any, adapter: str | os.PathLike[str], *, merge: bool) -> Any:
+    """Apply a PEFT adapter; merged into the weights when they are not quantised, so decoding costs nothing extra."""
+    from peft import PeftModel
+
     adapted = PeftModel.from_pretrained(model, str(adapter))
     return adapted.merge_and_unload() if merge else adapted
