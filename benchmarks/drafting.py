@@ -8,9 +8,10 @@ model's function (checked: the same logits) at the cost of a 34M model, where de
 weights as with real models.
 
 The episodes are held-out multi-step arithmetic tasks (2 and 3 tool calls, then the answer) run by `evaluate` one at
-a time, without drafting and with it, interleaved; the script checks that both write the same answers and reports
-the model's time (`generate`), its forward passes, the generated tokens per pass, and the cost of one forward pass
-over 1 and over `draft + 1` tokens after a 900-token prompt, which decides whether the saved passes save time.
+a time, without drafting and with it, interleaved, each mode in a process of its own (`isolated.py`). The script
+checks that both write the same answers and reports the model's time (`generate`), its forward passes, the generated
+tokens per pass, and the cost of one forward pass over 1 and over `draft + 1` tokens after a 900-token prompt, which
+decides whether the saved passes save time.
 
 Run ``python benchmarks/drafting.py`` (``--quick`` for fewer repeats, ``--json PATH`` to save the figures,
 ``--device cuda`` on a GPU, in bfloat16).
@@ -25,17 +26,19 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from devices import check_same, dtype_for, synchronize
+from isolated import Isolated, alone
 from machine import machine_info
 
 from agentkit.evaluate import evaluate
 from agentkit.llm import LocalChatModel
 from agentkit.llm.compat import cache_keyword
 from agentkit.llm.default import SHIPPED_MODEL
-from agentkit.tasks import generate_tasks
+from agentkit.tasks import Task, generate_tasks
 
 
 def widen(source: Path, target: Path, *, hidden: int = 512, layers: int = 8, intermediate: int = 2048) -> Path:
@@ -117,45 +120,58 @@ def _pass_ms(folder: Path, tokens: int, device: str, repeats: int = 15) -> float
     return 1000 * statistics.median(times)
 
 
+def _tasks(count: int) -> list[Task]:
+    return generate_tasks(count, split="heldout", seed=0, weights={"arithmetic-2": 1, "arithmetic-3": 1})
+
+
+def _episode_runner(folder: str, draft: int, tasks: int, device: str) -> Callable[[], dict[str, Any]]:
+    """In its own process: the model with `draft` draft tokens, and a call that runs the tasks once and reports."""
+    work = _tasks(tasks)
+    chat = LocalChatModel.from_pretrained(folder, device=device, dtype=dtype_for(device), draft_tokens=draft)
+    passes = [0]
+    chat.model.register_forward_hook(lambda *_: passes.__setitem__(0, passes[0] + 1))
+    evaluate(chat, work[:1], concurrency=1)  # warm-up
+
+    def run() -> dict[str, Any]:
+        chat.clear_cache()
+        chat.stats.reset()
+        passes[0] = 0
+        report = evaluate(chat, work, concurrency=1)
+        return {
+            "generate_seconds": chat.stats.generate_seconds,
+            "wall_seconds": report.seconds,
+            "forward_passes": passes[0],
+            "generated_tokens": chat.stats.generated_tokens,
+            "model_calls": chat.stats.calls,
+            "success": report.overall.success,
+            "answers": [o.answer for o in report.outcomes],
+        }
+
+    return run
+
+
 def episodes(folder: Path, draft: int, tasks: int, repeats: int, device: str) -> dict[str, Any]:
-    """Run the tasks without drafting and with `draft` tokens, `repeats` times each, interleaved."""
-    work = generate_tasks(tasks, split="heldout", seed=0, weights={"arithmetic-2": 1, "arithmetic-3": 1})
-    settings = {"off": 0, "on": draft}
-    models = {
-        mode: LocalChatModel.from_pretrained(folder, device=device, dtype=dtype_for(device), draft_tokens=d)
-        for mode, d in settings.items()
-    }
-    passes = {mode: [0] for mode in models}
-    for mode, chat in models.items():
-        count = passes[mode]
-        chat.model.register_forward_hook(lambda *_, count=count: count.__setitem__(0, count[0] + 1))
-        evaluate(chat, work[:1], concurrency=1)  # warm-up
-    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in models}
-    answers: dict[str, list[str | None]] = {}
+    """Run the tasks without drafting and with `draft` tokens, `repeats` times each, interleaved.
+
+    Each mode runs in a process of its own (`isolated.py`): two models in one process would run their engines'
+    threads on two OpenMP teams, which slows every parallel CPU kernel of both.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     differing = 0
-    for repeat in range(repeats):
-        for mode in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
-            chat = models[mode]
-            chat.clear_cache()
-            chat.stats.reset()
-            passes[mode][0] = 0
-            report = evaluate(chat, work, concurrency=1)
-            answers[mode] = [o.answer for o in report.outcomes]
-            runs[mode].append(
-                {
-                    "generate_seconds": chat.stats.generate_seconds,
-                    "wall_seconds": report.seconds,
-                    "forward_passes": passes[mode][0],
-                    "generated_tokens": chat.stats.generated_tokens,
-                    "model_calls": chat.stats.calls,
-                    "success": report.overall.success,
-                }
-            )
-        differing += sum(a != b for a, b in zip(answers["on"], answers["off"], strict=True))
-    check_same(device, differing, f"of {repeats * len(work)} answers differ with and without drafting")
+    with (
+        Isolated(_episode_runner, str(folder), 0, tasks, device) as off,
+        Isolated(_episode_runner, str(folder), draft, tasks, device) as on,
+    ):
+        modes = {"off": off, "on": on}
+        for repeat in range(repeats):
+            for mode in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
+                runs[mode].append(modes[mode]()[0])
+            answers = [runs[mode][-1].pop("answers") for mode in ("on", "off")]
+            differing += sum(a != b for a, b in zip(*answers, strict=True))
+    check_same(device, differing, f"of {repeats * tasks} answers differ with and without drafting")
     medians = {mode: statistics.median(r["generate_seconds"] for r in rs) for mode, rs in runs.items()}
     return {
-        "tasks": len(work),
+        "tasks": tasks,
         "draft_tokens": draft,
         "runs": runs,
         "median_generate_seconds": medians,
@@ -186,7 +202,7 @@ def main() -> None:
             "model": "agentkit's shipped model zero-padded to 8 layers x 512 (34M parameters)",
             "dtype": dtype_for(args.device),
             "max_logit_difference_to_shipped_model": difference,
-            "forward_pass_ms": {str(n): _pass_ms(folder, n, args.device) for n in (1, 4, 11)},
+            "forward_pass_ms": {str(n): alone(_pass_ms, folder, n, args.device) for n in (1, 4, 11)},
             "episodes_draft_10": episodes(folder, 10, tasks, repeats, args.device),
             "episodes_draft_3": episodes(folder, 3, tasks, repeats, args.device),
         }

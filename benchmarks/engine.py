@@ -35,7 +35,6 @@ counted when they differ rather than stopping the run (`devices.check_same`).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import statistics
@@ -56,7 +55,7 @@ from agentkit.llm.tiny import build_tiny_model, train_to_say
 sys.path.insert(0, str(Path(__file__).parent))
 import peers
 from devices import check_same, dtype_for
-from isolated import Isolated
+from isolated import Isolated, alone
 from machine import machine_info
 
 STOP = ["\nObservation:"]
@@ -137,10 +136,6 @@ def _langchain_caller(folder: str, max_new_tokens: int, device: str) -> Callable
 def _smolagents_caller(folder: str, max_new_tokens: int, device: str) -> Callable[..., Any]:
     model = peers.smolagents_model(folder, max_new_tokens=max_new_tokens, device=device, dtype=dtype_for(device))
     return lambda messages, stop: peers.smolagents_step(model, messages, stop)[0]
-
-
-def _here() -> Callable[[Callable[[], Any]], Any]:
-    return lambda function: function()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -340,13 +335,6 @@ def batched(folder: Path, episodes: int, steps: int, new_tokens: int, pairs: int
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def alone(function: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``function(*args, **kwargs)`` in a process of its own (agentkit alone there, as in a user's process)."""
-    with Isolated(_here) as child:
-        result, _ = child(functools.partial(function, *args, **kwargs))
-    return result
 
 
 def build_models(workdir: Path) -> tuple[Path, Path]:

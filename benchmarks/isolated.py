@@ -12,13 +12,14 @@ interleaves the frameworks' calls as before, so the VM's drift still hits them a
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Isolated"]
+__all__ = ["Isolated", "alone"]
 
 
 class Isolated:
@@ -56,6 +57,17 @@ class Isolated:
         if kind == "error":
             raise RuntimeError(f"in the isolated process:\n{value}")
         return value
+
+
+def alone(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` in a process of its own (as in a user's process, one OpenMP team there)."""
+    with Isolated(_here) as child:
+        result, _ = child(functools.partial(function, *args, **kwargs))
+    return result
+
+
+def _here() -> Callable[[Callable[[], Any]], Any]:
+    return lambda function: function()
 
 
 def _serve(conn: Any, factory: Callable[..., Callable[..., Any]], args: tuple[Any, ...]) -> None:
