@@ -15,10 +15,13 @@ from tinymodels import GREETING, RUNAWAY, STOP, episode
 from agentkit.llm import LocalChatModel
 
 REPEATED: list[BaseMessage] = [HumanMessage("hi"), AIMessage(GREETING + RUNAWAY), HumanMessage("hi")]
-# Drafting must change no token and no log-probability. In bfloat16 (the "auto" dtype on a GPU) a pass over several
-# drafted tokens runs other kernels than one pass per token, and rounding alone can flip a near-tied greedy token.
-EXACT = "float32"
 """A conversation whose next reply repeats an earlier one: the context holds every token the model will write."""
+EXACT = "float32"
+"""The dtype of the tests that compare tokens and log-probabilities, also on a GPU (where "auto" is bfloat16).
+
+Drafting must change no token and no log-probability. In bfloat16 a pass over several drafted tokens runs other kernels
+than one pass per token, and rounding alone can flip a near-tied greedy token.
+"""
 
 
 @pytest.fixture(scope="module")
