@@ -38,7 +38,7 @@ from agentkit.evaluate import evaluate
 from agentkit.llm import LocalChatModel
 from agentkit.llm.compat import cache_keyword
 from agentkit.llm.default import SHIPPED_MODEL
-from agentkit.tasks import Task, generate_tasks
+from agentkit.tasks import generate_tasks
 
 
 def widen(source: Path, target: Path, *, hidden: int = 512, layers: int = 8, intermediate: int = 2048) -> Path:
@@ -120,13 +120,9 @@ def _pass_ms(folder: Path, tokens: int, device: str, repeats: int = 15) -> float
     return 1000 * statistics.median(times)
 
 
-def _tasks(count: int) -> list[Task]:
-    return generate_tasks(count, split="heldout", seed=0, weights={"arithmetic-2": 1, "arithmetic-3": 1})
-
-
 def _episode_runner(folder: str, draft: int, tasks: int, device: str) -> Callable[[], dict[str, Any]]:
     """In its own process: the model with `draft` draft tokens, and a call that runs the tasks once and reports."""
-    work = _tasks(tasks)
+    work = generate_tasks(tasks, split="heldout", seed=0, weights={"arithmetic-2": 1, "arithmetic-3": 1})
     chat = LocalChatModel.from_pretrained(folder, device=device, dtype=dtype_for(device), draft_tokens=draft)
     passes = [0]
     chat.model.register_forward_hook(lambda *_: passes.__setitem__(0, passes[0] + 1))

@@ -79,11 +79,11 @@ def copy_bandwidth(device: str) -> float:
     return 2 * 2**31 / statistics.median(times[3:])
 
 
-def per_step(run: Callable[[int], int], repeats: int) -> dict[str, float]:
-    """Seconds per decoding step: `run(n)` generates n tokens per row and returns the tokens generated in all."""
+def per_step(run: Callable[[int], int], rows: int, repeats: int) -> dict[str, float]:
+    """Time per decoding step of `rows` rows: `run(n)` generates n tokens per row and returns the tokens in all."""
     run(SHORT)  # warm-up: allocator, kernels, lazy imports
     run(LONG)
-    steps, tokens = [], []
+    steps = []
     for _ in range(repeats):
         started = time.perf_counter()
         short_tokens = run(SHORT)
@@ -91,13 +91,11 @@ def per_step(run: Callable[[int], int], repeats: int) -> dict[str, float]:
         started = time.perf_counter()
         long_tokens = run(LONG)
         long = time.perf_counter() - started
-        rows = long_tokens // LONG
         if short_tokens != rows * SHORT or long_tokens != rows * LONG:
-            raise RuntimeError(f"a row stopped early ({short_tokens}, {long_tokens} tokens)")
+            raise RuntimeError(f"a row stopped early ({short_tokens}, {long_tokens} tokens for {rows} rows)")
         steps.append((long - short) / (LONG - SHORT))
-        tokens.append(rows)
     step = statistics.median(steps)
-    return {"ms_per_step": 1000 * step, "tokens_per_second": tokens[0] / step}
+    return {"ms_per_step": 1000 * step, "tokens_per_second": rows / step}
 
 
 def agentkit_runner(llm: LocalChatModel, rows: int) -> Callable[[int], int]:
@@ -209,7 +207,7 @@ def main() -> None:
             result: dict[str, Any] = {"bandwidth_limit_tokens_per_second": rows * limit}
             for name, runner in runners.items():
                 try:
-                    figure = per_step(runner(rows), args.repeats)
+                    figure = per_step(runner(rows), rows, args.repeats)
                 except Exception as error:
                     result[name] = {"error": f"{type(error).__name__}: {error}"[:500]}
                     continue
