@@ -285,6 +285,9 @@ def _train_default(argv: Sequence[str]) -> int:
     (config,) = train_parser().parse_args_into_dataclasses(list(argv))
     report = train(config)
     print(f"Saved {report.output_dir} ({report.parameters:,} parameters) in {report.seconds:.0f} s.")
+    if report.copying_formed is False:
+        print("Copying did not form in the copy warm-up (see the warning above): this model will fail most multi-step")
+        print("problems. Rerun with another --seed or --copy_warmup_lr.")
     return 0
 
 

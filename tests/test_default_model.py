@@ -18,7 +18,7 @@ import pytest
 
 from agentkit.cli import main
 from agentkit.llm.default import SHIPPED_MODEL, default_model_path
-from agentkit.train_default import TrainDefaultConfig
+from agentkit.train_default import TrainDefaultConfig, _copying_formed
 
 # Fixed one-step problems in the shapes of the training tasks, with numbers of their own: (question, the call the model
 # should make, the answer). Chosen before any shipped model was run on them. The current one makes every call and
@@ -45,6 +45,7 @@ def test_the_shipped_checkpoint_is_small_and_is_one_run_of_the_training_script_w
     assert run["seconds"] <= 15 * 60 and run["previous"] is None
     for losses in (run["copy_losses"], run["losses"], run["memory_losses"]):
         assert losses[-1][1] < losses[0][1] / 5
+    assert _copying_formed(run["copy_losses"])  # the warm-up check passes the run it was calibrated on
 
 
 def test_the_shipped_model_solves_one_step_problems_through_the_cli(capsys: pytest.CaptureFixture[str]):

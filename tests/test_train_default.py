@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from agentkit.cli import main as cli_main
 from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
 from agentkit.train_default import TrainDefaultConfig, main, make_parser
+
+# Warm-ups of a few steps never form copying; the tests that check the warning about that record it themselves.
+pytestmark = pytest.mark.filterwarnings("ignore:The copy warm-up ended:UserWarning")
 
 # A model and batches small enough for a few seconds of training.
 TINY = {"vocab_size": 600, "hidden_size": 16, "layers": 1, "heads": 2, "batch_size": 2, "warmup_steps": 2}
@@ -34,15 +38,27 @@ def test_a_few_steps_on_a_tiny_config_lower_the_loss_and_save_a_loadable_model(t
         warmup_steps=4,
         log_every=4,
     )
-    report = main(config)
+    # 24 warm-up steps fall well short of the jump that forms copying, and the run says so at the warm-up's end.
+    with pytest.warns(UserWarning, match="copying numbers behind the prompt did not form"):
+        report = main(config)
     first, last = report.losses[0][1], report.losses[-1][1]
     assert last < 0.75 * first, report.losses
-    assert report.copy_losses[-1][1] < report.copy_losses[0][1], report.copy_losses
+    assert 1 < report.copy_losses[-1][1] < report.copy_losses[0][1], report.copy_losses
+    assert report.copying_formed is False
     assert report.prefix_tokens > 100  # the shared system prompt and tool list
     saved = json.loads((tmp_path / "model" / "training.json").read_text())
-    assert saved["config"]["n_tasks"] == 48 and saved["losses"][-1][1] == last
+    assert saved["config"]["n_tasks"] == 48 and saved["losses"][-1][1] == last and saved["copying_formed"] is False
     chat = LocalChatModel.from_pretrained(tmp_path / "model", max_new_tokens=4)
     assert isinstance(chat.invoke("Hi!").content, str)
+
+
+def test_the_command_line_says_when_copying_did_not_form(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    settings = {**TINY, "n_tasks": 24, "copy_warmup_steps": 4, "copy_number_steps": 2, "copy_warmup_batch": 4}
+    flags = [f"--{name}={value}" for name, value in {**settings, "train_steps": 2, "memory_steps": 0}.items()]
+    with pytest.warns(UserWarning, match="did not form"):
+        assert cli_main(["train-default", f"--output_dir={tmp_path}", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "Saved" in out and "Copying did not form in the copy warm-up" in out, out
 
 
 def test_memory_tasks_come_in_a_last_phase_of_their_own_that_leaves_the_first_untouched(tmp_path: Path):
