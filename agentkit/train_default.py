@@ -350,10 +350,11 @@ def _warn_unless_copying(copy_losses: Sequence[tuple[int, float]], config: Train
     """
     formed = _copying_formed(copy_losses)
     if formed is False:
+        where = "behind the prompt" if config.copy_behind_prompt and config.copy_number_steps else "from its context"
         warnings.warn(
             f"The copy warm-up ended at a copy loss of {copy_losses[-1][1]:.2f} (runs that formed copying ended under "
             f"{_COPYING_FORMED:g}): with seed {config.seed} and copy_warmup_lr {config.copy_warmup_lr:g}, copying "
-            "numbers behind the prompt did not form, and the trained model will fail most multi-step problems. "
+            f"numbers {where} did not form, and the trained model will fail most multi-step problems. "
             'Whether it forms depends on the seed (README, "The default model"): stop now and rerun with another '
             "--seed or --copy_warmup_lr.",
             stacklevel=3,
