@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 
 def dtype_for(device: str) -> str:
@@ -37,3 +40,12 @@ def synchronize(device: str) -> None:
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def seconds(device: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """Wall-clock seconds of ``function(*args, **kwargs)``, the device's queued work waited for before and after."""
+    synchronize(device)
+    started = time.perf_counter()
+    function(*args, **kwargs)
+    synchronize(device)
+    return time.perf_counter() - started

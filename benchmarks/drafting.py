@@ -25,12 +25,11 @@ import os
 import shutil
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devices import check_same, dtype_for, synchronize
+from devices import check_same, dtype_for, seconds
 from isolated import Isolated, alone
 from machine import machine_info
 
@@ -112,11 +111,7 @@ def _pass_ms(folder: Path, tokens: int, device: str, repeats: int = 15) -> float
             cache = DynamicCache()
             model(input_ids=prompt.to(device), use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
             new = torch.randint(3, model.config.vocab_size, (1, tokens)).to(device)
-            synchronize(device)
-            started = time.perf_counter()
-            model(input_ids=new, use_cache=True, **{cache_keyword(): cache})
-            synchronize(device)
-            times.append(time.perf_counter() - started)
+            times.append(seconds(device, model, input_ids=new, use_cache=True, **{cache_keyword(): cache}))
     return 1000 * statistics.median(times)
 
 

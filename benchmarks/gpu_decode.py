@@ -44,7 +44,7 @@ from agentkit.llm.prompt import render_prompt
 from agentkit.llm.tiny import build_tiny_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from devices import synchronize
+from devices import seconds, synchronize
 from engine import SYSTEM
 from machine import machine_info
 
@@ -70,11 +70,7 @@ def copy_bandwidth(device: str) -> float:
     target = torch.empty_like(source)
     times = []
     for _ in range(23):
-        synchronize(device)
-        started = time.perf_counter()
-        target.copy_(source)
-        synchronize(device)
-        times.append(time.perf_counter() - started)
+        times.append(seconds(device, target.copy_, source))
     del source, target
     return 2 * 2**31 / statistics.median(times[3:])
 
