@@ -287,7 +287,7 @@ def _train_default(argv: Sequence[str]) -> int:
     print(f"Saved {report.output_dir} ({report.parameters:,} parameters) in {report.seconds:.0f} s.")
     if report.copying_formed is False:
         print("Copying did not form in the copy warm-up (see the warning above): this model will fail most multi-step")
-        print("problems. Rerun with another --seed or --copy_warmup_lr.")
+        print("problems. Rerun with another --seed, or with the default warm-up settings where you changed them.")
     return 0
 
 

@@ -201,3 +201,54 @@ def test_only_the_number_phase_copies_behind_the_prompt(tmp_path: Path):
     # Steps 1-4 the same; from step 6 (the number phase's second, the first with a part of the prompt) they differ.
     assert runs[0][:2] == runs[1][:2]
     assert all(plain != behind for plain, behind in zip(runs[0][2:], runs[1][2:], strict=True))
+
+
+def test_the_number_phase_starts_from_new_query_and_key_weights(tmp_path: Path):
+    settings = {**TINY, "n_tasks": 24, "copy_warmup_steps": 8, "copy_number_steps": 4, "copy_warmup_batch": 4}
+    runs = [
+        main(
+            TrainDefaultConfig(
+                output_dir=str(tmp_path / str(fresh)),
+                copy_fresh_attention=fresh,
+                train_steps=0,
+                memory_steps=0,
+                log_every=2,
+                **settings,
+            )
+        ).copy_losses
+        for fresh in (False, True)
+    ]
+    # The plain phase (steps 1-4) is the same; the weights are drawn anew before step 5, and every loss after differs.
+    assert runs[0][:2] == runs[1][:2]
+    assert all(kept != fresh for kept, fresh in zip(runs[0][2:], runs[1][2:], strict=True))
+
+
+def test_fresh_attention_draws_only_the_query_and_key_weights_anew():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from agentkit.train_default import _fresh_attention
+
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(0.5)
+    _fresh_attention(model)
+    drawn = {name: p for name, p in model.named_parameters() if name.endswith(("q_proj.weight", "k_proj.weight"))}
+    assert len(drawn) == 4
+    for weight in drawn.values():
+        assert abs(weight.mean().item()) < 0.005 and abs(weight.std().item() - config.initializer_range) < 0.002
+    assert all(bool((p == 0.5).all()) for name, p in model.named_parameters() if name not in drawn)
+
+
+def test_fresh_attention_on_a_model_without_query_and_key_projections_says_what_to_pass():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from agentkit.train_default import _fresh_attention
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    with pytest.raises(ConfigError, match="--copy_fresh_attention false"):
+        _fresh_attention(model)
