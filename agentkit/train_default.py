@@ -379,7 +379,7 @@ def _copying_formed(copy_losses: Sequence[tuple[int, float]]) -> bool | None:
 def _warn_unless_copying(copy_losses: Sequence[tuple[int, float]], config: TrainDefaultConfig) -> bool | None:
     """`_copying_formed`, with a warning when it did not: the run goes on, but its model will copy badly.
 
-    The check runs before the episodes, three minutes into a run of fifteen, so a user can stop and change the seed
+    The check runs before the episodes, about five minutes into a run of fifteen, so a user can stop and change the seed
     instead of waiting for a model that fails most multi-step problems.
     """
     formed = _copying_formed(copy_losses)
