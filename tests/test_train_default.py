@@ -183,41 +183,25 @@ def test_the_number_phase_moves_its_strings_behind_a_growing_part_of_the_prompt(
     assert cuts == sorted(cuts)
 
 
-def test_only_the_number_phase_copies_behind_the_prompt(tmp_path: Path):
+def _warm_up_without_and_with(tmp_path: Path, switch: str) -> list[list[tuple[int, float]]]:
+    """The copy losses of a 4 + 4-step warm-up on a tiny config, logged every 2 steps: `switch` off, then on."""
     settings = {**TINY, "n_tasks": 24, "copy_warmup_steps": 8, "copy_number_steps": 4, "copy_warmup_batch": 4}
-    runs = [
-        main(
-            TrainDefaultConfig(
-                output_dir=str(tmp_path / str(behind)),
-                copy_behind_prompt=behind,
-                train_steps=0,
-                memory_steps=0,
-                log_every=2,
-                **settings,
-            )
-        ).copy_losses
-        for behind in (False, True)
+    settings |= {"train_steps": 0, "memory_steps": 0, "log_every": 2}
+    return [
+        main(TrainDefaultConfig(output_dir=str(tmp_path / str(on)), **settings, **{switch: on})).copy_losses
+        for on in (False, True)
     ]
+
+
+def test_only_the_number_phase_copies_behind_the_prompt(tmp_path: Path):
+    runs = _warm_up_without_and_with(tmp_path, "copy_behind_prompt")
     # Steps 1-4 the same; from step 6 (the number phase's second, the first with a part of the prompt) they differ.
     assert runs[0][:2] == runs[1][:2]
     assert all(plain != behind for plain, behind in zip(runs[0][2:], runs[1][2:], strict=True))
 
 
 def test_the_number_phase_starts_from_new_query_and_key_weights(tmp_path: Path):
-    settings = {**TINY, "n_tasks": 24, "copy_warmup_steps": 8, "copy_number_steps": 4, "copy_warmup_batch": 4}
-    runs = [
-        main(
-            TrainDefaultConfig(
-                output_dir=str(tmp_path / str(fresh)),
-                copy_fresh_attention=fresh,
-                train_steps=0,
-                memory_steps=0,
-                log_every=2,
-                **settings,
-            )
-        ).copy_losses
-        for fresh in (False, True)
-    ]
+    runs = _warm_up_without_and_with(tmp_path, "copy_fresh_attention")
     # The plain phase (steps 1-4) is the same; the weights are drawn anew before step 5, and every loss after differs.
     assert runs[0][:2] == runs[1][:2]
     assert all(kept != fresh for kept, fresh in zip(runs[0][2:], runs[1][2:], strict=True))
