@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, prefill, run_batch
+from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, common_prefix, prefill, run_batch
 
 __all__ = ["Engine", "EngineStats", "PrefixStore", "Request"]
 
@@ -103,7 +103,7 @@ class PrefixStore:
         """
         best_key, best_length = -1, 0
         for key, entry in self._entries.items():
-            length = _common_prefix(entry.ids, ids)
+            length = common_prefix(entry.ids, ids)
             if length > best_length:
                 best_key, best_length = key, length
         length = min(best_length, len(ids) - 1)
@@ -116,7 +116,7 @@ class PrefixStore:
         """Store a prefix, evicting the least recently used entry when full."""
         if self._capacity <= 0 or not prefix.ids:
             return
-        for key in [k for k, e in self._entries.items() if _common_prefix(e.ids, prefix.ids) == len(e.ids)]:
+        for key in [k for k, e in self._entries.items() if common_prefix(e.ids, prefix.ids) == len(e.ids)]:
             del self._entries[key]
         self._entries[self._next_key] = prefix
         self._next_key += 1
@@ -129,20 +129,6 @@ class PrefixStore:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    limit = min(len(a), len(b))
-    if a[:limit] == b[:limit]:  # the common case, compared in C
-        return limit
-    low, high = 0, limit  # invariant: a[:low] == b[:low] and a[:high] != b[:high]
-    while high - low > 1:
-        middle = (low + high) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle
-    return low
 
 
 class Engine:
@@ -299,7 +285,7 @@ class Engine:
         """
         shared: set[tuple[int, ...]] = set()
         for index, row in enumerate(rows):
-            others = (_common_prefix(row.ids, other.ids) for j, other in enumerate(rows) if j != index)
+            others = (common_prefix(row.ids, other.ids) for j, other in enumerate(rows) if j != index)
             longest = min(max(others), len(row.ids) - 1)
             if longest - (len(row.prefix.ids) if row.prefix is not None else 0) >= _MIN_SHARED_TOKENS:
                 shared.add(tuple(row.ids[:longest]))

@@ -12,6 +12,11 @@ alone instead and the row caches are left-padded. Either way transformers' `gene
 last prompt tokens, masking the padding. That is the layout of ordinary left-padded batched generation, so each
 row's greedy output is the one it gets alone, and with or without a prefix.
 
+When the rows' cached prefixes all start with the same tokens (the system prompt and tools of a batch of episodes),
+the batch cache may hold that part once, with each row's own positions after it, its padding first; attention then
+reads the shared part once for the whole batch (`shared_prefix`). On a CPU, where reading the keys and values bounds
+batched decoding, that is done when it spares enough reading to pay for the second attention pass.
+
 A row alone may draft tokens from its context (prompt lookup decoding, `GenerationSettings.draft_tokens`):
 transformers' assisted decoding checks the drafts, from the prefilled cache, and a stop string inside an accepted
 draft still ends the row, whose tokens are then cut back to the one that completes it.
@@ -26,12 +31,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentkit.llm import shared_prefix
 from agentkit.llm.compat import cache_keyword
 
 if TYPE_CHECKING:
     from agentkit.llm.constrained import ToolCallConstraint
 
-__all__ = ["Generated", "GenerationSettings", "Prefix", "Row", "end_ids", "pad_id", "prefill", "run_batch"]
+__all__ = [
+    "Generated",
+    "GenerationSettings",
+    "Prefix",
+    "Row",
+    "common_prefix",
+    "end_ids",
+    "pad_id",
+    "prefill",
+    "run_batch",
+]
 
 KV = list[tuple[Any, Any]]
 """Per layer, the cached (keys, values) tensors of one sequence, each of shape (1, heads, tokens, head size)."""
@@ -152,18 +168,32 @@ def run_batch(
         width = max(len(row.ids) for row in rows)
         pads = [width - len(row.ids) for row in rows]
         pad = pad_id(tokenizer)
+        shared = _shared(rows) if keep_cache and shared_prefix.applies(model, device) else None
+        cut = len(shared.ids) if shared is not None else 0
         # Room for the whole reply (and drafts checked past it), up to twice the prompt: the cache grows beyond that.
-        capacity = min(width + settings.max_new_tokens + settings.draft_tokens, 2 * width)
+        capacity = min(width + settings.max_new_tokens + settings.draft_tokens, 2 * width) - cut
         cache, reused = (
-            _prefill_batch(model, rows, pads, pad, device, capacity=capacity) if keep_cache else (None, [0] * len(rows))
+            _prefill_batch(model, rows, pads, pad, device, capacity=capacity, shared=shared)
+            if keep_cache
+            else (None, [0] * len(rows))
         )
-        input_ids = torch.tensor([[pad] * p + row.ids for p, row in zip(pads, rows, strict=True)], device=device)
-        mask = torch.tensor([[0] * p + [1] * len(row.ids) for p, row in zip(pads, rows, strict=True)], device=device)
+        # Each row's padding goes after the shared prefix, which the rows hold once (or before the whole row).
+        input_ids = torch.tensor(
+            [row.ids[:cut] + [pad] * p + row.ids[cut:] for p, row in zip(pads, rows, strict=True)], device=device
+        )
+        mask = torch.tensor(
+            [[1] * cut + [0] * p + [1] * (len(row.ids) - cut) for p, row in zip(pads, rows, strict=True)],
+            device=device,
+        )
         drafted = _drafts(rows, settings, croppable)
         options = _options(tokenizer, rows, settings, pad, ends, drafted=drafted, prompt_width=width)
         if cache is not None:
             options[cache_keyword()] = cache
-        with _first_pass_from_cache(model) if drafted and cache is not None else contextlib.nullcontext():
+        with contextlib.ExitStack() as stack:
+            if drafted and cache is not None:
+                stack.enter_context(_first_pass_from_cache(model))
+            if shared is not None:
+                stack.enter_context(shared_prefix.shared_prefix(model, shared.kv))
             output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
     results = []
     for index, row in enumerate(rows):
@@ -180,7 +210,7 @@ def run_batch(
         scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         kept = None
         if cache is not None:
-            kept = _row_cache(getattr(output, cache_keyword()), index, pads[index], row.ids + new)
+            kept = _row_cache(getattr(output, cache_keyword()), index, pads[index], row.ids + new, shared)
         results.append(Generated(text, reason, matched, new, scores, len(row.ids), len(row.ids) - reused[index], kept))
     return results
 
@@ -232,8 +262,12 @@ def _options(
     return options
 
 
-def _cache(buffers: Sequence[tuple[Any, Any]] = (), length: int = 0) -> Any:
-    """A dynamic cache of `_GrowingLayer`s that holds its first `length` positions in `buffers` (none: empty)."""
+def _cache(buffers: Sequence[tuple[Any, Any]] = (), length: int = 0, offset: int = 0) -> Any:
+    """A dynamic cache of `_GrowingLayer`s that holds its first `length` positions in `buffers` (none: empty).
+
+    With an `offset`, the buffers hold the positions after the first `offset` ones, which the rows share and
+    `shared_prefix` supplies.
+    """
     from transformers import DynamicCache
 
     growing = _growing_layer_class()
@@ -241,15 +275,16 @@ def _cache(buffers: Sequence[tuple[Any, Any]] = (), length: int = 0) -> Any:
     cache.layer_class_to_replicate = growing
     for keys, values in buffers:
         layer = growing()
-        layer.adopt(keys, values, length)
+        layer.adopt(keys, values, length, offset)
         cache.layers.append(layer)
     return cache
 
 
-def _batch_cache(caches: list[KV], pads: list[int], capacity: int) -> Any:
+def _batch_cache(caches: list[KV], pads: list[int], capacity: int, offset: int = 0) -> Any:
     """Row caches stacked into one batch cache, each row left-padded with zeros (the attention mask hides them).
 
     Each row is copied once, straight into buffers with room for `capacity` positions, which decoding then fills.
+    With an `offset`, the row caches hold the positions after the shared prefix (see `_cache`).
     """
     if all(not kv for kv in caches):
         return _cache()
@@ -267,7 +302,7 @@ def _batch_cache(caches: list[KV], pads: list[int], capacity: int) -> Any:
                     buffer[row, :, pad:length] = kv[layer][which][0]
             stacked.append(buffer)
         buffers.append((stacked[0], stacked[1]))
-    return _cache(buffers, length)
+    return _cache(buffers, length, offset)
 
 
 def _layers(cache: Any) -> KV:
@@ -281,15 +316,24 @@ _JOINT_PREFILL_SLACK = 1.5
 
 
 def _prefill_batch(
-    model: Any, rows: Sequence[Row], pads: list[int], pad: int, device: str, *, capacity: int
+    model: Any,
+    rows: Sequence[Row],
+    pads: list[int],
+    pad: int,
+    device: str,
+    *,
+    capacity: int,
+    shared: Prefix | None = None,
 ) -> tuple[Any, list[int]]:
-    """A left-padded batch cache of each row's prompt but its last token, and how many tokens each took from its prefix.
+    """A padded batch cache of each row's prompt but its last token, and how many tokens each took from its prefix.
 
-    Row ``i`` ends up with ``pads[i]`` positions of padding on the left, as `generate` expects of a left-padded batch.
-    The cache has room for `capacity` positions before it has to grow.
+    Row ``i`` ends up with ``pads[i]`` positions of padding on the left, as `generate` expects of a left-padded batch;
+    with a `shared` prefix (one the rows' prefixes all hold), the cache holds it once and each row's positions after
+    it, the padding first. The cache has room for `capacity` positions (after the shared prefix) before it has to grow.
     """
     import torch
 
+    cut = len(shared.ids) if shared is not None else 0
     taken = [len(row.prefix.ids) if row.prefix is not None else 0 for row in rows]
     todo = [len(row.ids) - 1 - t for row, t in zip(rows, taken, strict=True)]
     span = max(todo)
@@ -297,31 +341,69 @@ def _prefill_batch(
         return _prefill(model, rows[0].ids[:-1], rows[0].prefix, device, capacity), taken
     if span == 0 or len(rows) * span > _JOINT_PREFILL_SLACK * sum(todo):
         alone = [_layers(_prefill(model, row.ids[:-1], row.prefix, device, len(row.ids) - 1)) for row in rows]
-        return _batch_cache(alone, pads, capacity), taken
+        after = [[(k[..., cut:, :], v[..., cut:, :]) for k, v in kv] for kv in alone]
+        return _batch_cache(after, pads, capacity, cut), taken
     # Every row runs its last `span` tokens before the final one (fewer when its prompt is shorter): a row with fewer
-    # new tokens than that recomputes the end of its prefix, so the new parts of all rows line up on the right.
-    taken = [max(0, len(row.ids) - 1 - span) for row in rows]
+    # new tokens than that recomputes the end of its prefix (never the shared part), so the new parts of all rows
+    # line up on the right.
+    taken = [max(cut, len(row.ids) - 1 - span) for row in rows]
     start = max(taken)
     prefixes = [
-        row.prefix.cut(t).kv if row.prefix is not None and t else [] for row, t in zip(rows, taken, strict=True)
+        [(k[..., cut:, :], v[..., cut:, :]) for k, v in row.prefix.cut(t).kv] if row.prefix is not None and t else []
+        for row, t in zip(rows, taken, strict=True)
     ]
-    cache = _batch_cache(prefixes, [start - t for t in taken], capacity)
+    cache = _batch_cache(prefixes, [start - t for t in taken], capacity, cut)
     inputs, masks, positions = [], [], []
     for row, t in zip(rows, taken, strict=True):
         new = row.ids[t:-1]
-        gap = span - len(new)  # only a row with no prefix left (t == 0) is shorter than the span
+        gap = span - len(new)  # only a row with nothing of its own prefix left (t == cut) is shorter than the span
         inputs.append([pad] * gap + new)
-        masks.append([0] * (start - t) + [1] * t + [0] * gap + [1] * len(new))
+        masks.append([1] * cut + [0] * (start - t) + [1] * (t - cut) + [0] * gap + [1] * len(new))
         positions.append([0] * gap + list(range(t, t + len(new))))
-    model(
-        input_ids=torch.tensor(inputs, device=device),
-        attention_mask=torch.tensor(masks, device=device),
-        position_ids=torch.tensor(positions, device=device),
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_keyword(): cache},
-    )
+    with shared_prefix.shared_prefix(model, shared.kv) if shared is not None else contextlib.nullcontext():
+        model(
+            input_ids=torch.tensor(inputs, device=device),
+            attention_mask=torch.tensor(masks, device=device),
+            position_ids=torch.tensor(positions, device=device),
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_keyword(): cache},
+        )
     return cache, taken
+
+
+# Hold a prefix the rows of a batch share once only when that spares reading this many bytes of keys and values per
+# layer: the second attention pass and the merge cost each layer some 30-50 us of small operations, about what
+# reading 4 MB costs (measured on the benchmarks' 2-vCPU VM: 8 rows sharing 256 tokens of 8 heads of 64 break even).
+_MIN_SHARED_BYTES = 4 << 20
+
+
+def _shared(rows: Sequence[Row]) -> Prefix | None:
+    """The longest prefix that all rows' prompts and cached prefixes hold, when a batch gains from holding it once."""
+    first = rows[0].prefix
+    if len(rows) < 2 or first is None:
+        return None
+    length = min(len(row.prefix.ids) if row.prefix is not None else 0 for row in rows)
+    for row in rows[1:]:
+        length = min(length, common_prefix(rows[0].ids, row.ids))
+    keys = first.kv[0][0] if first.kv else None
+    per_token = 0 if keys is None else 2 * keys.shape[1] * keys.shape[-1] * keys.element_size()  # keys and values
+    return first.cut(length) if length and (len(rows) - 1) * length * per_token >= _MIN_SHARED_BYTES else None
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many first tokens `a` and `b` share."""
+    limit = min(len(a), len(b))
+    if a[:limit] == b[:limit]:  # the common case, compared in C
+        return limit
+    low, high = 0, limit  # invariant: a[:low] == b[:low] and a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def prefill(model: Any, ids: list[int], prefix: Prefix | None, *, device: str) -> Prefix:
@@ -356,15 +438,25 @@ def _prefill(model: Any, ids: list[int], prefix: Prefix | None, device: str, cap
     return cache
 
 
-def _row_cache(cache: Any, index: int, pad: int, ids: list[int]) -> Prefix:
-    """One row's keys and values after generation, without the batch padding (a compact copy, no spare capacity)."""
-    length = min(len(ids), cache.get_seq_length() - pad)
+def _row_cache(cache: Any, index: int, pad: int, ids: list[int], shared: Prefix | None = None) -> Prefix:
+    """One row's keys and values after generation, without the batch padding (a compact copy, no spare capacity).
+
+    With a `shared` prefix, the cache holds the row's positions after it, and the copy starts with the prefix.
+    """
+    import torch
+
+    cut = len(shared.ids) if shared is not None else 0
+    length = min(len(ids) - cut, cache.get_seq_length() - cut - pad)
     kv = []
-    for layer in cache.layers:
+    for number, layer in enumerate(cache.layers):
         k = layer.keys[index : index + 1, :, pad : pad + length, :]
         v = layer.values[index : index + 1, :, pad : pad + length, :]
-        kv.append((k.clone(), v.clone()))  # a view would keep the whole batch buffer, spare capacity and all, alive
-    return Prefix(ids[:length], kv)
+        if shared is not None:
+            first_k, first_v = shared.kv[number]
+            kv.append((torch.cat([first_k, k], dim=-2), torch.cat([first_v, v], dim=-2)))
+        else:  # a view would keep the whole batch buffer, spare capacity and all, alive
+            kv.append((k.clone(), v.clone()))
+    return Prefix(ids[: cut + length], kv)
 
 
 def pad_id(tokenizer: Any) -> int:
@@ -428,16 +520,26 @@ def _growing_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]  # untyped in transformers
+        # Positions before the buffers' first, held elsewhere (`shared_prefix`): reported like a sliding window's
+        # start, so that transformers masks and positions the tokens held here as what they are.
+        offset = 0
+
         def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
             super().lazy_initialization(key_states, value_states)
             self.buffers: tuple[Any, Any] | None = None
             self.length = 0
 
-        def adopt(self, keys: Any, values: Any, length: int) -> None:
+        def adopt(self, keys: Any, values: Any, length: int, offset: int = 0) -> None:
             """Hold the first `length` positions of these buffers, writing the next tokens into the rest."""
             self.lazy_initialization(keys, values)
-            self.buffers, self.length = (keys, values), length
+            self.buffers, self.length, self.offset = (keys, values), length, offset
             self.keys, self.values = keys[..., :length, :], values[..., :length, :]
+
+        def get_seq_length(self) -> int:
+            return self.offset + int(super().get_seq_length())
+
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return self.get_seq_length() - self.offset + query_length, self.offset
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
             if not self.is_initialized:
