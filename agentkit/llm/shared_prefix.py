@@ -85,6 +85,12 @@ def _attention(
     """
     import torch
 
+    extra = [name for name in ("position_bias", "s_aux", "softcap") if kwargs.get(name) is not None]
+    if extra:  # terms this attention does not apply; no model with a plain full-attention cache passes them today
+        raise NotImplementedError(
+            f"{type(module).__name__} passes {', '.join(extra)} to its attention, which agentkit's shared-prefix "
+            "batching does not apply: run this model with LocalChatModel(max_batch_size=1)"
+        )
     prefix_keys, prefix_values = _active.kv[module.layer_idx]
     rows, heads, length, size = query.shape
     kv_heads = key.shape[1]
@@ -103,7 +109,9 @@ def _attention(
         # kernel: its weight must be none.
         own_lse = own_lse.masked_fill(unseen, float("-inf"))
     # Softmax over both parts: each part's output weighted by its share of the total exp-sum, own / (shared + own).
-    merged = torch.lerp(shared, own, torch.sigmoid(own_lse - shared_lse).unsqueeze(-1))
+    # In float32, the kernel's log-sum-exp type, whatever the model's dtype.
+    own_share = torch.sigmoid(own_lse - shared_lse).unsqueeze(-1)
+    merged = torch.lerp(shared.to(own_share.dtype), own.to(own_share.dtype), own_share).to(query.dtype)
     return merged.reshape(rows, heads, length, size).transpose(1, 2).contiguous(), None
 
 
