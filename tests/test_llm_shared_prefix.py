@@ -218,3 +218,19 @@ def test_concurrent_episodes_with_a_long_system_prompt_match_episodes_one_by_one
     assert warm.stats.batches < warm.stats.calls
     assert held_once  # batched steps after the first held the system prompt once
     assert warm.stats.prefilled_tokens < warm.stats.prompt_tokens / 2
+
+
+def test_identical_prompts_hold_all_but_their_last_token_once(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentkit.llm.engine import Request
+
+    settings = generate.GenerationSettings((), 8, 0.0, 1.0)
+    engine = LocalChatModel.from_pretrained(tiny_dir)._load()
+    ids = engine.tokenizer(SYSTEM + "Question: " + QUESTIONS[0])["input_ids"]
+    engine._run([alone := Request(generate.Row(ids), settings)])
+    engine.prefixes.clear()
+    held_once = _spy(monkeypatch)
+    batch = [Request(generate.Row(list(ids)), settings) for _ in range(3)]  # sampled rollouts of one task, greedy here
+    engine._run(batch)
+
+    assert held_once == [len(ids) - 1]  # the rows have nothing of their own to prefill: only generate holds it
+    assert [r.future.result().token_ids for r in batch] == [alone.future.result().token_ids] * 3
