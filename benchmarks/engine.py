@@ -315,6 +315,7 @@ def batched(folder: Path, episodes: int, steps: int, new_tokens: int, pairs: int
                     "generated_tokens": llm.stats.generated_tokens,
                     "tokens_per_second": llm.stats.generated_tokens / wall,
                     "generate_calls": llm.stats.batches,
+                    "shared_prefix_batches": llm.stats.shared_prefix_batches,
                 }
             )
         differing += sum(  # batching changes no episode's text (see check_same for the GPU)

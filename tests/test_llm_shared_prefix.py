@@ -216,7 +216,8 @@ def test_concurrent_episodes_with_a_long_system_prompt_match_episodes_one_by_one
     with ThreadPoolExecutor(len(QUESTIONS)) as pool:
         assert list(pool.map(run, QUESTIONS)) == expected
     assert warm.stats.batches < warm.stats.calls
-    assert held_once  # batched steps after the first held the system prompt once
+    assert held_once  # batched steps held the system prompt once
+    assert 0 < warm.stats.shared_prefix_batches <= warm.stats.batches
     assert warm.stats.prefilled_tokens < warm.stats.prompt_tokens / 2
 
 
@@ -233,4 +234,6 @@ def test_identical_prompts_hold_all_but_their_last_token_once(tiny_dir: Path, mo
     engine._run(batch)
 
     assert held_once == [len(ids) - 1]  # the rows have nothing of their own to prefill: only generate holds it
+    assert [r.future.result().shared_tokens for r in batch] == [len(ids) - 1] * 3
+    assert engine.stats.shared_prefix_batches == 1
     assert [r.future.result().token_ids for r in batch] == [alone.future.result().token_ids] * 3

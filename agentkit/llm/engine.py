@@ -58,6 +58,7 @@ class EngineStats:
     Attributes:
         calls: Rows generated.
         batches: `generate` calls made (several rows share one when batched).
+        shared_prefix_batches: Batches that held a prompt prefix all their rows share once (`shared_prefix`).
         prompt_tokens: Prompt tokens over all rows.
         prefilled_tokens: Prompt tokens that went through the model; the rest came from the prefix cache.
         generated_tokens: Tokens generated.
@@ -66,6 +67,7 @@ class EngineStats:
 
     calls: int = 0
     batches: int = 0
+    shared_prefix_batches: int = 0
     prompt_tokens: int = 0
     prefilled_tokens: int = 0
     generated_tokens: int = 0
@@ -73,7 +75,8 @@ class EngineStats:
 
     def reset(self) -> None:
         """Zero every counter."""
-        self.calls = self.batches = self.prompt_tokens = self.prefilled_tokens = self.generated_tokens = 0
+        self.calls = self.batches = self.shared_prefix_batches = 0
+        self.prompt_tokens = self.prefilled_tokens = self.generated_tokens = 0
         self.generate_seconds = 0.0
 
 
@@ -350,6 +353,7 @@ class Engine:
         elapsed = time.perf_counter() - started
         self._last_seconds = elapsed
         self.stats.batches += 1
+        self.stats.shared_prefix_batches += any(result.shared_tokens for result in results)
         self.stats.generate_seconds += elapsed
         for request, result in zip(live, results, strict=True):
             self.stats.calls += 1

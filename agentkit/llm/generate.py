@@ -123,6 +123,7 @@ class Generated:
         logprobs: The log-probability of each generated token under the model (empty unless asked for).
         prompt_tokens: Tokens in the prompt.
         prefilled_tokens: Prompt tokens the model had to process (the rest came from the prefix cache).
+        shared_tokens: First prompt tokens the batch held once for all its rows (`shared_prefix`); 0 when none.
         cache: The row's keys and values after generation, for reuse by the next step; None when not kept.
     """
 
@@ -133,6 +134,7 @@ class Generated:
     logprobs: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
     prefilled_tokens: int = 0
+    shared_tokens: int = 0
     cache: Prefix | None = None
 
 
@@ -211,7 +213,8 @@ def run_batch(
         kept = None
         if cache is not None:
             kept = _row_cache(getattr(output, cache_keyword()), index, pads[index], row.ids + new, shared)
-        results.append(Generated(text, reason, matched, new, scores, len(row.ids), len(row.ids) - reused[index], kept))
+        prefilled = len(row.ids) - reused[index]
+        results.append(Generated(text, reason, matched, new, scores, len(row.ids), prefilled, cut, kept))
     return results
 
 
