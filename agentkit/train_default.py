@@ -326,10 +326,13 @@ def _copy_warmup(
 
     rng = random.Random(config.seed)
     numbers = _number_tokens(pool, tokenizer)
+    renewed = config.copy_fresh_attention and 0 < steps - config.copy_number_steps < steps
+    # Looked up before the first step: a model without them is refused at once, not minutes into the warm-up.
+    projections = _query_key_projections(model) if renewed else []
     losses: list[tuple[int, float]] = []
     for step in tqdm(range(steps), desc="copy warm-up", disable=None):
-        if config.copy_fresh_attention and 0 < step == steps - config.copy_number_steps:
-            _fresh_attention(model)
+        if renewed and step == steps - config.copy_number_steps:
+            _fresh_attention(projections, model.config.initializer_range)
         distract = numbers if step >= steps - config.copy_number_steps else []
         ids, labels = _copy_batch(
             pool, config.copy_warmup_batch, tokenizer.eos_token_id, tokenizer.pad_token_id, rng, numbers=distract
@@ -344,23 +347,28 @@ def _copy_warmup(
     return losses
 
 
-def _fresh_attention(model: Any) -> None:
-    """Draw the attention's query and key weights anew, as the model's initialisation does; nothing else changes.
-
-    Values, outputs, embeddings and MLPs keep what the plain phase taught them: writing out the token a head attends
-    to. Where a head attends is learned again, this time by the tokens' content.
-    """
-    import torch
-
+def _query_key_projections(model: Any) -> list[Any]:
+    """The attention's query and key projections, which `_fresh_attention` draws anew."""
     projections = [module for name, module in model.named_modules() if name.endswith((".q_proj", ".k_proj"))]
     if not projections:
         raise ConfigError(
             f"copy_fresh_attention needs attention layers with q_proj and k_proj (Llama-style), and this "
             f"{type(model).__name__} has none: pass --copy_fresh_attention false."
         )
+    return projections
+
+
+def _fresh_attention(projections: Sequence[Any], std: float) -> None:
+    """Draw these query and key weights anew, as the model's initialisation does; nothing else changes.
+
+    Values, outputs, embeddings and MLPs keep what the plain phase taught them: writing out the token a head attends
+    to. Where a head attends is learned again, this time by the tokens' content.
+    """
+    import torch
+
     with torch.no_grad():
         for projection in projections:
-            projection.weight.normal_(0.0, model.config.initializer_range)
+            projection.weight.normal_(0.0, std)
 
 
 # The copy loss of the warm-up's last logged steps under which copying counts as formed. Of twelve warm-ups without

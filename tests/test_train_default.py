@@ -211,7 +211,7 @@ def test_fresh_attention_draws_only_the_query_and_key_weights_anew():
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from agentkit.train_default import _fresh_attention
+    from agentkit.train_default import _fresh_attention, _query_key_projections
 
     config = LlamaConfig(
         vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2
@@ -220,7 +220,7 @@ def test_fresh_attention_draws_only_the_query_and_key_weights_anew():
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.fill_(0.5)
-    _fresh_attention(model)
+    _fresh_attention(_query_key_projections(model), config.initializer_range)
     drawn = {name: p for name, p in model.named_parameters() if name.endswith(("q_proj.weight", "k_proj.weight"))}
     assert len(drawn) == 4
     for weight in drawn.values():
@@ -231,8 +231,8 @@ def test_fresh_attention_draws_only_the_query_and_key_weights_anew():
 def test_fresh_attention_on_a_model_without_query_and_key_projections_says_what_to_pass():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from agentkit.train_default import _fresh_attention
+    from agentkit.train_default import _query_key_projections
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32))
     with pytest.raises(ConfigError, match="--copy_fresh_attention false"):
-        _fresh_attention(model)
+        _query_key_projections(model)
