@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from tinymodels import GREETING, RUNAWAY, STOP, THOUGHTFUL, episode, weather_schema
+from tinymodels import GREETING, RUNAWAY, STOP, THOUGHTFUL, common_length, episode, weather_schema
 
 from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
@@ -339,17 +339,13 @@ def test_a_prompt_prefix_the_rows_of_a_batch_share_is_prefilled_once(tiny_dir: P
     together = [request.future.result() for request in batch]
 
     assert [r.token_ids for r in together] == [r.token_ids for r in alone]
-    pairs = [min(_common(a, b), len(a) - 1, len(b) - 1) for i, a in enumerate(prompts) for b in prompts[i + 1 :]]
+    pairs = [min(common_length(a, b), len(a) - 1, len(b) - 1) for i, a in enumerate(prompts) for b in prompts[i + 1 :]]
     assert min(pairs) > 40
     assert warm.stats.batches == 1
     # What rows share went through the model once (shorter shared parts are the start of longer ones); each row
     # prefilled only its own part, lined up on the longest.
     assert warm.stats.prefilled_tokens == max(pairs) + sum(r.prefilled_tokens for r in together)
     assert all(r.prefilled_tokens <= max(len(ids) for ids in prompts) - min(pairs) for r in together)
-
-
-def _common(a: list[int], b: list[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def test_a_re_rendered_history_falls_back_to_a_full_prefill_and_stays_correct(tiny_dir: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from tinymodels import STOP
+from tinymodels import STOP, common_length
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 import agentkit.llm.generate as generate
@@ -126,7 +126,7 @@ def _rows(tiny_dir: Path, cached_after_shared: list[int]) -> tuple[Any, Any, lis
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
     prompts = [tokenizer(SYSTEM + "Question: " + q + " " + q)["input_ids"] for q in QUESTIONS[:3]]
-    shared = min(_common(prompts[0], ids) for ids in prompts[1:])
+    shared = min(common_length(prompts[0], ids) for ids in prompts[1:])
     one = generate.GenerationSettings((), 1, 0.0, 1.0)
     rows = []
     for ids, extra in zip(prompts, cached_after_shared, strict=True):
@@ -136,10 +136,6 @@ def _rows(tiny_dir: Path, cached_after_shared: list[int]) -> tuple[Any, Any, lis
         assert cache is not None
         rows.append(generate.Row(ids, prefix=cache.cut(length), logprobs=True))
     return model, tokenizer, rows, shared
-
-
-def _common(a: list[int], b: list[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 @pytest.mark.parametrize(

@@ -41,3 +41,8 @@ def episode(chat: LocalChatModel, question: str, steps: int) -> list[AIMessage]:
         replies.append(reply)
         messages += [AIMessage(reply.content), HumanMessage(f"Observation: result {step}")]
     return replies
+
+
+def common_length(a: list[int], b: list[int]) -> int:
+    """How many first tokens two token lists share (written apart from the engine's own, as the tests' reference)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
