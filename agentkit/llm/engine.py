@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, common_prefix, prefill, run_batch
+from agentkit.llm.static_cache import StaticCaches
 
 __all__ = ["Engine", "EngineStats", "PrefixStore", "Request"]
 
@@ -148,6 +149,7 @@ class Engine:
             episodes of a batch come back after their tools and prompt rendering, which grow with the batch); then
             at most this long for callers still rendering their prompts (see `arriving`). A single caller never
             waits.
+        compile_decoding: Decode from static caches that transformers compiles (`static_cache`).
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class Engine:
         max_batch_size: int = 8,
         prefix_cache_size: int = 16,
         batch_wait_s: float = 0.02,
+        compile_decoding: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -169,6 +172,7 @@ class Engine:
         self._plain = _plain_dynamic_cache(model)
         self._reuse = prefix_cache_size > 0 and self._plain
         self.prefixes = PrefixStore(prefix_cache_size if self._reuse else 0)
+        self._static = StaticCaches(model, device) if compile_decoding else None
         self._pending: deque[Request] = deque()
         self._arriving = 0
         self._ready = threading.Condition()
@@ -349,6 +353,7 @@ class Engine:
             device=self.device,
             keep_cache=self._reuse,
             croppable=self._plain,
+            static=self._static,
         )
         elapsed = time.perf_counter() - started
         self._last_seconds = elapsed

@@ -17,6 +17,10 @@ the batch cache may hold that part once, with each row's own positions after it,
 reads the shared part once for the whole batch (`shared_prefix`). On a CPU, where reading the keys and values bounds
 batched decoding, that is done when it spares enough reading to pay for the second attention pass.
 
+With static caches (`static_cache`, `LocalChatModel(compile_decoding=True)`), the prefilled batch cache is copied
+into a fixed-size cache that transformers compiles decoding over (CUDA graphs on a GPU); each row's keys and values
+are copied back out afterwards, so the prefix cache works the same.
+
 A row alone may draft tokens from its context (prompt lookup decoding, `GenerationSettings.draft_tokens`):
 transformers' assisted decoding checks the drafts, from the prefilled cache, and a stop string inside an accepted
 draft still ends the row, whose tokens are then cut back to the one that completes it.
@@ -36,6 +40,7 @@ from agentkit.llm.compat import cache_keyword
 
 if TYPE_CHECKING:
     from agentkit.llm.constrained import ToolCallConstraint
+    from agentkit.llm.static_cache import StaticCaches
 
 __all__ = [
     "Generated",
@@ -147,6 +152,7 @@ def run_batch(
     device: str,
     keep_cache: bool,
     croppable: bool = False,
+    static: StaticCaches | None = None,
 ) -> list[Generated]:
     """Continue every row's prompt in one `generate` call.
 
@@ -159,6 +165,8 @@ def run_batch(
         device: Where the model is.
         keep_cache: Return each row's keys and values, for the next step to reuse.
         croppable: The model's cache can be cut back (plain dynamic layers), which drafting needs.
+        static: Decode from these static caches, which transformers compiles (`static_cache`); a batch that drafts
+            decodes from its dynamic cache instead.
 
     Returns:
         One result per row, in order.
@@ -170,15 +178,25 @@ def run_batch(
         width = max(len(row.ids) for row in rows)
         pads = [width - len(row.ids) for row in rows]
         pad = pad_id(tokenizer)
-        shared = _shared(rows) if keep_cache and shared_prefix.applies(model, device) else None
+        drafted = _drafts(rows, settings, croppable)
+        static = None if drafted else static
+        held_once = keep_cache and static is None and shared_prefix.applies(model, device)
+        shared = _shared(rows) if held_once else None
         cut = len(shared.ids) if shared is not None else 0
         # Room for the whole reply (and drafts checked past it), up to twice the prompt: the cache grows beyond that.
-        capacity = min(width + settings.max_new_tokens + settings.draft_tokens, 2 * width) - cut
+        # Decoding from a static cache writes none of it here.
+        capacity = (
+            width
+            if static is not None
+            else min(width + settings.max_new_tokens + settings.draft_tokens, 2 * width) - cut
+        )
         cache, reused = (
             _prefill_batch(model, rows, pads, pad, device, capacity=capacity, shared=shared)
             if keep_cache
             else (None, [0] * len(rows))
         )
+        if static is not None:
+            cache = static.load(cache, len(rows), width + settings.max_new_tokens)
         # Each row's padding goes after the shared prefix, which the rows hold once (or before the whole row).
         input_ids = torch.tensor(
             [row.ids[:cut] + [pad] * p + row.ids[cut:] for p, row in zip(pads, rows, strict=True)], device=device
@@ -187,15 +205,18 @@ def run_batch(
             [[1] * cut + [0] * p + [1] * (len(row.ids) - cut) for p, row in zip(pads, rows, strict=True)],
             device=device,
         )
-        drafted = _drafts(rows, settings, croppable)
         options = _options(tokenizer, rows, settings, pad, ends, drafted=drafted, prompt_width=width)
         if cache is not None:
             options[cache_keyword()] = cache
+        if static is not None:
+            options["compile_config"] = static.compile_config
         with contextlib.ExitStack() as stack:
             if drafted and cache is not None:
                 stack.enter_context(_first_pass_from_cache(model))
             if shared is not None:
                 stack.enter_context(shared_prefix.shared_prefix(model, shared.kv))
+            if static is not None:
+                stack.enter_context(static.compiling())
             output = model.generate(input_ids=input_ids, attention_mask=mask, **options)
     results = []
     for index, row in enumerate(rows):
@@ -211,7 +232,7 @@ def run_batch(
             new = _through_stop(tokenizer, new, matched)
         scores = _logprobs(output.logits, index, new, torch) if row.logprobs else []
         kept = None
-        if cache is not None:
+        if keep_cache:
             kept = _row_cache(getattr(output, cache_keyword()), index, pads[index], row.ids + new, shared)
         prefilled = len(row.ids) - reused[index]
         results.append(Generated(text, reason, matched, new, scores, len(row.ids), prefilled, cut, kept))
@@ -449,7 +470,7 @@ def _row_cache(cache: Any, index: int, pad: int, ids: list[int], shared: Prefix 
     import torch
 
     cut = len(shared.ids) if shared is not None else 0
-    length = min(len(ids) - cut, cache.get_seq_length() - cut - pad)
+    length = min(len(ids) - cut, int(cache.get_seq_length()) - cut - pad)  # a static cache's length is a tensor
     kv = []
     for number, layer in enumerate(cache.layers):
         k = layer.keys[index : index + 1, :, pad : pad + length, :]

@@ -81,6 +81,11 @@ class LocalChatModel(BaseChatModel):
             checked in one forward pass. The greedy tokens stay the same; the forward passes drop by about 40 %
             on agent episodes. It saves time where a pass over a few tokens costs about what one does (a GPU); on
             a small CPU such a pass costs more and it saves nothing (`benchmarks/drafting.py`).
+        compile_decoding: Decode from static caches that transformers compiles, off by default
+            (`agentkit.llm.static_cache`). On a GPU a decoding step then replays as CUDA graphs instead of launching
+            its few hundred kernels one by one, which bounds eager decoding there; the first call at each batch size
+            and cache length bucket compiles first (seconds to a minute). Batches that draft tokens decode as usual.
+            On the CPU it is allowed, for checking, but gains nothing: decoding there is bound by reading weights.
         tune_cpu_matmuls: On the CPU, have each linear layer multiply one row and a few rows (decoding) as `linear`
             or as a batched product over blocks of its weight's rows, whichever this CPU runs faster, measured once
             per weight shape at load (`agentkit.llm.cpu_matmul`). Greedy text can differ from other runtimes' in the
@@ -104,6 +109,7 @@ class LocalChatModel(BaseChatModel):
     max_batch_size: int = 8
     prefix_cache_size: int = 16
     draft_tokens: int = 0
+    compile_decoding: bool = False
     tune_cpu_matmuls: bool = True
 
     _engine: Engine | None = PrivateAttr(default=None)
@@ -129,7 +135,8 @@ class LocalChatModel(BaseChatModel):
             adapter: A PEFT adapter directory to apply.
             quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
             **settings: Model fields: `max_new_tokens`, `temperature`, `top_p`, `tool_format`, `return_logprobs`,
-                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`, `draft_tokens`, `tune_cpu_matmuls`.
+                `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`, `draft_tokens`, `compile_decoding`,
+                `tune_cpu_matmuls`.
 
         Returns:
             The chat model.
@@ -163,6 +170,7 @@ class LocalChatModel(BaseChatModel):
                     ),
                     max_batch_size=self.max_batch_size,
                     prefix_cache_size=self.prefix_cache_size,
+                    compile_decoding=self.compile_decoding,
                 )
                 if self.tool_format == "auto":
                     self.tool_format = detect_format(getattr(engine.tokenizer, "chat_template", None))
