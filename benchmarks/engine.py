@@ -103,13 +103,16 @@ def _median_ms(values: list[float]) -> float:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _agentkit_caller(folder: str, max_new_tokens: int, prefix_cache_size: int, device: str) -> Callable[..., Any]:
+def _agentkit_caller(
+    folder: str, max_new_tokens: int, prefix_cache_size: int, device: str, compile_decoding: bool = False
+) -> Callable[..., Any]:
     ours = LocalChatModel.from_pretrained(
         folder,
         device=device,
         dtype=dtype_for(device),
         max_new_tokens=max_new_tokens,
         prefix_cache_size=prefix_cache_size,
+        compile_decoding=compile_decoding,
     )
 
     def call(messages: list[BaseMessage] | None, stop: list[str]) -> dict[str, Any] | None:
@@ -217,7 +220,13 @@ def _episode_messages(steps: int, system: str) -> list[list[BaseMessage]]:
 
 
 def episode(
-    folder: Path, steps: int, repeats: int, new_tokens: int, device: str, system: str = SYSTEM
+    folder: Path,
+    steps: int,
+    repeats: int,
+    new_tokens: int,
+    device: str,
+    system: str = SYSTEM,
+    compile_decoding: bool = False,
 ) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -228,7 +237,7 @@ def episode(
     framework_share: list[float] = []
     prefilled = prompt_tokens = differing = 0
     with (
-        Isolated(_agentkit_caller, str(folder), new_tokens, 16, device) as ours,
+        Isolated(_agentkit_caller, str(folder), new_tokens, 16, device, compile_decoding) as ours,
         Isolated(_smolagents_caller, str(folder), new_tokens, device) as theirs,
     ):
         ours(prompts[0], STOP)
@@ -282,14 +291,21 @@ def _run_episode(llm: LocalChatModel, index: int, steps: int) -> list[str]:
     return replies
 
 
-def batched(folder: Path, episodes: int, steps: int, new_tokens: int, pairs: int, device: str) -> dict[str, Any]:
+def batched(
+    folder: Path, episodes: int, steps: int, new_tokens: int, pairs: int, device: str, compile_decoding: bool = False
+) -> dict[str, Any]:
     """Throughput of `episodes` run one after another and batched, in `pairs` interleaved pairs of runs.
 
     The speed of a shared VM drifts by up to 2x within minutes, so each pair runs both modes back to back (in
     alternating order) and the goal is judged on the median of the pairs' ratios.
     """
     llm = LocalChatModel.from_pretrained(
-        folder, device=device, dtype=dtype_for(device), max_new_tokens=new_tokens, max_batch_size=episodes
+        folder,
+        device=device,
+        dtype=dtype_for(device),
+        max_new_tokens=new_tokens,
+        max_batch_size=episodes,
+        compile_decoding=compile_decoding,
     )
     _run_episode(llm, 0, 1)  # warm-up
     runs: dict[str, list[dict[str, Any]]] = {"one after another": [], "batched": []}
@@ -358,23 +374,30 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--device", default="cpu", help='where every framework runs: "cpu" or "cuda[:N]" (bfloat16)')
+    parser.add_argument(
+        "--compile-decoding",
+        action="store_true",
+        help="agentkit decodes from static caches that torch compiles (CUDA graphs on a GPU): episode and batch parts",
+    )
+    parser.add_argument("--only", action="append", help="run only this part (repeatable): a key of the printed figures")
     args = parser.parse_args()
     device = args.device
+    compiled = args.compile_decoding
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     repeats = 3 if args.quick else 7
     pairs = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         stop_folder, compute_folder = build_models(Path(tmp))
-        figures: dict[str, Any] = {"machine": machine_info(PACKAGES), "device": device}
+        figures: dict[str, Any] = {"machine": machine_info(PACKAGES), "device": device, "compile_decoding": compiled}
         parts: dict[str, Callable[[], dict[str, Any]]] = {
             "react_step_vs_langchain": lambda: stop_step(stop_folder, repeats, device),
-            "episode_vs_smolagents": lambda: episode(compute_folder, 6, repeats, 24, device),
+            "episode_vs_smolagents": lambda: episode(compute_folder, 6, repeats, 24, device, SYSTEM, compiled),
             # The same with the system prompt smolagents' ToolCallingAgent itself sends (rules, examples, tools):
             # what an agent's prompt weighs in practice, and so what re-prefilling it every step costs.
             "episode_vs_smolagents_own_prompt": lambda: episode(
-                compute_folder, 6, repeats, 24, device, system=_smolagents_system_prompt()
+                compute_folder, 6, repeats, 24, device, _smolagents_system_prompt(), compiled
             ),
-            "batch_of_8": lambda: alone(batched, compute_folder, 8, 5, 24, pairs, device),
+            "batch_of_8": lambda: alone(batched, compute_folder, 8, 5, 24, pairs, device, compiled),
             # The same model with grouped-query attention (2 key/value heads for 8 query heads), the layout of
             # today's small instruct models (Qwen2.5, Llama 3.2, SmolLM2): batched decoding reads a quarter of the
             # keys and values, which bound it above on a CPU.
@@ -388,6 +411,7 @@ def main() -> None:
                 24,
                 pairs,
                 device,
+                compiled,
             ),
             # Where the CPU's arithmetic, not per-token overhead, bounds decoding (above), batching gains less;
             # a smaller model shows the other end of the range.
@@ -399,10 +423,16 @@ def main() -> None:
                 24,
                 pairs,
                 device,
+                compiled,
             ),
         }
+        unknown = set(args.only or []) - set(parts)
+        if unknown:
+            sys.exit(f"unknown parts: {', '.join(sorted(unknown))}; the parts are {', '.join(parts)}")
         failed = []
         for name, part in parts.items():
+            if args.only and name not in args.only:
+                continue
             try:
                 figures[name] = part()
             except Exception as error:  # a failed part is reported; the others still run

@@ -12,8 +12,9 @@ Measured, in bfloat16, for 1 and 8 rows:
 * **agentkit**: `LocalChatModel.invoke` (8 rows: 8 threads at once, which its engine batches into one `generate`).
 * **transformers `generate`** on the same weights: the library call agentkit's engine makes, without the engine.
 * **transformers `generate` with a static cache**, which transformers compiles (`torch.compile`, CUDA graphs): what
-  the same weights reach when the per-kernel launch cost of eager PyTorch is gone. agentkit's engine keeps a growing
-  dynamic cache (prefix reuse across an episode's steps), which transformers does not compile.
+  the same weights reach when the per-kernel launch cost of eager PyTorch is gone.
+* **agentkit, `compile_decoding=True`**: the engine copies its prefilled batch cache into a static cache and
+  decodes through that same compiled path (`agentkit.llm.static_cache`).
 
 Each is timed at two reply lengths and the difference taken, so a figure is the cost of one more decoding step with
 the prompt's prefill and the call's fixed cost removed. The bandwidth is measured in the same run (a device-to-device
@@ -175,10 +176,14 @@ def main() -> None:
             model.get_output_embeddings().weight[tokenizer.eos_token_id] = 0
         model.save_pretrained(folder)
         model = model.to(args.device).eval()
-        llm = LocalChatModel.from_pretrained(
-            folder, device=args.device, dtype="bfloat16", prefix_cache_size=0, max_batch_size=8, max_new_tokens=SHORT
-        )
-        llm.invoke(_conversation(0))  # loads the model, so that the copies `agentkit_runner` makes share it
+        options = {"device": args.device, "dtype": "bfloat16", "prefix_cache_size": 0, "max_batch_size": 8}
+        llm = LocalChatModel.from_pretrained(folder, max_new_tokens=SHORT, **options)
+        # A second engine, with its own copy of the weights, that decodes from static caches.
+        compiled_llm = None
+        if not args.no_compiled:
+            compiled_llm = LocalChatModel.from_pretrained(
+                folder, max_new_tokens=SHORT, compile_decoding=True, **options
+            )
         prompt_tokens = len(tokenizer(render_prompt(tokenizer, _conversation(0), None))["input_ids"])
         weights = weight_bytes(model)
         kv = kv_bytes_per_token(model.config, 2)
@@ -194,10 +199,11 @@ def main() -> None:
             "agentkit": lambda rows: agentkit_runner(llm, rows),
             "transformers": lambda rows: transformers_runner(model, tokenizer, rows, args.device),
         }
-        if not args.no_compiled:
+        if compiled_llm is not None:
             runners["transformers_static_compiled"] = lambda rows: transformers_runner(
                 model, tokenizer, rows, args.device, cache_implementation="static"
             )
+            runners["agentkit_compiled"] = lambda rows: agentkit_runner(compiled_llm, rows)
         for rows in (1, 8):
             limit = bandwidth / (weights + rows * context * kv)  # steps per second at the bandwidth
             result: dict[str, Any] = {"bandwidth_limit_tokens_per_second": rows * limit}
@@ -214,6 +220,13 @@ def main() -> None:
         figures["ratio_agentkit_over_transformers_1_row"] = (
             figures["rows_1"]["agentkit"]["ms_per_step"] / figures["rows_1"]["transformers"]["ms_per_step"]
         )
+        if compiled_llm is not None:
+            for rows in (1, 8):
+                figures[f"ratio_agentkit_compiled_over_transformers_compiled_{rows}_rows"] = figures[f"rows_{rows}"][
+                    "agentkit_compiled"
+                ].get("ms_per_step", float("nan")) / figures[f"rows_{rows}"]["transformers_static_compiled"].get(
+                    "ms_per_step", float("nan")
+                )
         save()
 
 
