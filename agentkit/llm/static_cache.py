@@ -30,7 +30,7 @@ _MIN_BUCKET = 256
 
 
 class StaticCaches:
-    """The static caches a model decodes from, kept for reuse, the most recently used first.
+    """The static caches a model decodes from, kept for reuse; the least recently used goes first when full.
 
     Only the engine's worker thread uses an instance.
 
