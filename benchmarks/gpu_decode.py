@@ -222,10 +222,14 @@ def main() -> None:
         )
         if compiled_llm is not None:
             for rows in (1, 8):
-                figures[f"ratio_agentkit_compiled_over_transformers_compiled_{rows}_rows"] = figures[f"rows_{rows}"][
-                    "agentkit_compiled"
-                ].get("ms_per_step", float("nan")) / figures[f"rows_{rows}"]["transformers_static_compiled"].get(
-                    "ms_per_step", float("nan")
+                # A runner that failed has an error instead of figures: its ratio is NaN.
+                step = {
+                    name: figure.get("ms_per_step", float("nan"))
+                    for name, figure in figures[f"rows_{rows}"].items()
+                    if isinstance(figure, dict)
+                }
+                figures[f"ratio_agentkit_compiled_over_transformers_compiled_{rows}_rows"] = (
+                    step["agentkit_compiled"] / step["transformers_static_compiled"]
                 )
         save()
 

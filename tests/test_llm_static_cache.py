@@ -122,7 +122,7 @@ def test_concurrent_compiled_episodes_match_eager_ones(tiny_dir: Path, monkeypat
         got = list(pool.map(run, QUESTIONS))
     assert [[m.content for m in e] for e in got] == [[m.content for m in e] for e in expected]
     assert len(compiled) == chat.stats.batches
-    assert chat.stats.batches < chat.stats.calls  # batched steps, at more than one batch size
+    assert chat.stats.batches < chat.stats.calls  # the episodes' steps were batched
     assert chat.stats.prefilled_tokens < chat.stats.prompt_tokens / 2  # the prefix cache still serves each step
 
 
@@ -139,9 +139,8 @@ def test_a_decoding_step_that_cannot_compile_raises_what_to_do(tiny_dir: Path) -
     static = chat._load()._static
     assert static is not None
 
-    def no_compiler(
-        graph: Any, inputs: Any, **options: Any
-    ) -> Any:  # torch's compiler, as it fails without a C++ compiler
+    # torch's compiler, as it fails on a machine without a C++ compiler.
+    def no_compiler(graph: Any, inputs: Any, **options: Any) -> Any:
         raise RuntimeError("Failed to find a working C++ compiler")
 
     static.compile_config.backend = no_compiler
