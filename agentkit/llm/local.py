@@ -83,11 +83,11 @@ class LocalChatModel(BaseChatModel):
             a small CPU such a pass costs more and it saves nothing (`benchmarks/drafting.py`).
         compile_decoding: Decode from static caches that transformers compiles, off by default
             (`agentkit.llm.static_cache`). On a GPU a decoding step then replays as CUDA graphs instead of launching
-            its few hundred kernels one by one, which bounds eager decoding there; the first call at each batch size
-            and cache length bucket compiles first (seconds to a minute). Up to four static caches are kept, each of
-            batch size x a power-of-two length x the model's key/value bytes per token, in the device's memory.
-            Batches that draft tokens decode as usual. On the CPU it is allowed, for checking, but gains nothing:
-            decoding there is bound by reading the weights.
+            its few hundred kernels one by one, which bounds eager decoding there. The first call compiles (12-28 s
+            on the CPU for the benchmarks' small models), and a new batch size or cache length bucket may
+            compile or record again. Up to four static caches are kept, each of batch size x a power-of-two length
+            x the model's key/value bytes per token, in the device's memory. Batches that draft tokens decode as
+            usual. On the CPU it is allowed, for checking, but gains nothing: reading the weights bounds decoding.
         tune_cpu_matmuls: On the CPU, have each linear layer multiply one row and a few rows (decoding) as `linear`
             or as a batched product over blocks of its weight's rows, whichever this CPU runs faster, measured once
             per weight shape at load (`agentkit.llm.cpu_matmul`). Greedy text can differ from other runtimes' in the
