@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, common_prefix, prefill, run_batch
+from agentkit.llm.prompt_ids import PromptIds
 from agentkit.llm.static_cache import StaticCaches
 
 __all__ = ["Engine", "EngineStats", "PrefixStore", "Request"]
@@ -143,7 +144,8 @@ class Engine:
         tokenizer: Its tokenizer.
         device: Where the model is.
         max_batch_size: The most rows in one `generate` call.
-        prefix_cache_size: Cached prefixes kept; two per concurrent episode is plenty. 0 turns prefix reuse off.
+        prefix_cache_size: Cached prefixes kept, and prompts whose token ids `prompt_ids` keeps; two per concurrent
+            episode is plenty. 0 turns both off.
         batch_wait_s: After a batch of several rows, the worker waits at least this long for as many requests to
             arrive before running a smaller batch, up to a tenth of the last batch's time when that is longer (the
             episodes of a batch come back after their tools and prompt rendering, which grow with the batch); then
@@ -172,6 +174,8 @@ class Engine:
         self._plain = _plain_dynamic_cache(model)
         self._reuse = prefix_cache_size > 0 and self._plain
         self.prefixes = PrefixStore(prefix_cache_size if self._reuse else 0)
+        # Token ids do not depend on the model's cache: kept even where keys and values cannot be.
+        self.prompt_ids = PromptIds(tokenizer, prefix_cache_size)
         self._static = StaticCaches(model, device) if compile_decoding else None
         self._pending: deque[Request] = deque()
         self._arriving = 0

@@ -415,8 +415,8 @@ def _shared(rows: Sequence[Row]) -> Prefix | None:
     return first.cut(length) if length and (len(rows) - 1) * length * per_token >= _MIN_SHARED_BYTES else None
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """How many first tokens `a` and `b` share."""
+def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """How many first items (token ids, characters) `a` and `b` share."""
     limit = min(len(a), len(b))
     if a[:limit] == b[:limit]:  # the common case, compared in C
         return limit

@@ -74,7 +74,9 @@ class LocalChatModel(BaseChatModel):
             arguments match the tool's JSON schema (`agentkit.llm.constrained`); Hermes/Qwen format only.
         max_batch_size: The most concurrent calls batched into one `generate`.
         prefix_cache_size: Cached prompt prefixes kept for reuse (two per concurrent episode is plenty); 0 turns
-            prefix reuse off. Each holds the keys and values of one conversation, in the device's memory.
+            prefix reuse off. Each holds the keys and values of one conversation, in the device's memory. As many
+            rendered prompts are kept with their token ids, so that a step tokenizes only its prompt's new end
+            (`agentkit.llm.prompt_ids`).
         draft_tokens: Prompt lookup decoding, off at 0 (the default): when a call runs alone and greedy, without
             constrained tool calls, on a model whose cache can be cut back (full-attention layers), up to this many
             tokens are drafted from the context (those that followed an earlier occurrence of the last few) and
@@ -215,8 +217,10 @@ class LocalChatModel(BaseChatModel):
         return self._load().stats
 
     def clear_cache(self) -> None:
-        """Forget every cached prompt prefix (the next call prefills its whole prompt), and free their memory."""
-        self._load().prefixes.clear()
+        """Forget every cached prompt prefix (the next call prefills and tokenizes its whole prompt) and its memory."""
+        engine = self._load()
+        engine.prefixes.clear()
+        engine.prompt_ids.clear()
 
     def bind_tools(
         self, tools: Sequence[Any], *, tool_choice: str | dict[str, Any] | bool | None = None, **kwargs: Any
@@ -347,8 +351,10 @@ class LocalChatModel(BaseChatModel):
             # A forced call is opened by the prompt, so the reply starts inside it (and is read with the tag in front).
             opening = HERMES_OPEN if forced else ""
             templated = bool(getattr(tokenizer, "chat_template", None))
-            # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's.
-            ids = tokenizer(prompt + opening, add_special_tokens=not templated)["input_ids"]
+            # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's. Only a
+            # templated prompt's new end is encoded, after the last added token it shares with a recent prompt.
+            text = prompt + opening
+            ids = engine.prompt_ids(text) if templated else tokenizer(text)["input_ids"]
             if not ids:
                 raise ValueError("The rendered prompt is empty; pass at least one message with text.")
             cancelled = threading.Event()
