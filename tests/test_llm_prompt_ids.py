@@ -167,6 +167,19 @@ def test_which_added_tokens_are_boundaries() -> None:
     assert not {"<|endoftext|>", "obs", "<w>"} & boundaries
 
 
+def test_a_vocabulary_of_reserved_tokens() -> None:
+    """Thousands of added tokens (Gemma, Llama 3 reserve many), one of them inside another."""
+    from tokenizers import AddedToken, Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    raw.add_special_tokens([AddedToken(f"<unused{i}>", normalized=False) for i in range(3000)])
+    raw.add_tokens([AddedToken("[<unused7>]", normalized=False)])
+    boundaries = set(boundary_tokens(PreTrainedTokenizerFast(tokenizer_object=raw)).values())
+    assert len(boundaries) == 3000
+    assert "<unused7>" not in boundaries and {"<unused1>", "<unused17>", "[<unused7>]"} <= boundaries
+
+
 @pytest.mark.parametrize(
     ("before", "after"),
     [

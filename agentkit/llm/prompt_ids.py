@@ -139,9 +139,19 @@ def boundary_tokens(tokenizer: Any) -> dict[int, str]:
     ):
         return {}
     added = {index: token for index, token in tokenizer.added_tokens_decoder.items() if token.content}
-    contents = [token.content for token in added.values()]
+    contents = {token.content for token in added.values()}
+    lengths = {len(content) for content in contents}
+    # Every added token found inside another one past its first character. Looking up that token's substrings of
+    # the lengths there are keeps this linear in the vocabulary: some hold thousands of reserved tokens.
+    inside = {
+        part
+        for other in contents
+        for start in range(1, len(other))
+        for length in lengths
+        if start + length <= len(other) and (part := other[start : start + length]) in contents
+    }
     return {
         index: token.content
         for index, token in added.items()
-        if not (token.normalized or token.single_word) and all(other.find(token.content, 1) < 0 for other in contents)
+        if not (token.normalized or token.single_word or token.content in inside)
     }
