@@ -1,7 +1,7 @@
 """Prompt token ids that re-encode only the new end of an agent's prompt.
 
 Each step of an episode renders the previous step's prompt plus a reply and an observation, and tokenizing all of it
-again was most of agentkit's own time per step (1.9 of 2.7 ms at 2,700 prompt tokens, on the benchmarks' CPU). A
+again was most of agentkit's own time per step (1.9 of 4.1 ms at 2,700 prompt tokens, on the benchmarks' CPU). A
 `tokenizers` tokenizer first cuts its input at the added tokens it holds (``<|im_start|>``, ``<|eot_id|>``...) and
 then encodes the pieces between them one by one, so a prompt's ids are the ids of its text before such a token
 followed by the ids of the text from that token on. `PromptIds` keeps recent prompts with the places of those tokens
