@@ -434,7 +434,7 @@ def common_ids(a: bytes, b: bytes) -> int:
 
 
 def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
-    """How many first items (token ids, characters) `a` and `b` share."""
+    """How many first items (characters, bytes) `a` and `b` share."""
     limit = min(len(a), len(b))
     if a[:limit] == b[:limit]:  # the common case, compared in C
         return limit
