@@ -29,6 +29,16 @@ def _offline() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def fresh_compiler() -> Iterator[None]:
+    """Each test compiles its own models: torch's compiled code is cached per function, with a limit on variants."""
+    import torch
+
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Tiny real transformers models, built and trained locally once per test session (see agentkit.llm.tiny)
 # ----------------------------------------------------------------------------------------------------------------------

@@ -6,28 +6,19 @@ On a GPU machine: ``pytest tests/test_llm_cuda.py`` (bitsandbytes installed for 
 from __future__ import annotations
 
 import importlib.util
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from tinymodels import episode
+from tinymodels import EPISODE_QUESTIONS, compiled_calls, concurrent_episodes, episode
 
 from agentkit.llm import LocalChatModel
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-QUESTIONS = ["What is 3 plus 4?", "Tell me about Paris", "x y z"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_compiler() -> Iterator[None]:
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    pytest.mark.usefixtures("fresh_compiler"),
+]
 
 
 def _chat(tiny_dir: Path, **settings: Any) -> LocalChatModel:
@@ -39,17 +30,11 @@ def _chat(tiny_dir: Path, **settings: Any) -> LocalChatModel:
 
 def _token_ids(chat: LocalChatModel, concurrent: bool) -> list[list[list[int]]]:
     """Three 3-step episodes' generated ids, run one after another or concurrently (batched)."""
-
-    gate = threading.Barrier(len(QUESTIONS) if concurrent else 1)
-
-    def run(question: str) -> list[list[int]]:
-        gate.wait()  # all start together, so that their steps are batched
-        return [reply.response_metadata["token_ids"] for reply in episode(chat, question, 3)]
-
-    if not concurrent:
-        return [run(question) for question in QUESTIONS]
-    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
-        return list(pool.map(run, QUESTIONS))
+    if concurrent:
+        episodes = concurrent_episodes(chat, EPISODE_QUESTIONS, 3)
+    else:
+        episodes = [episode(chat, question, 3) for question in EPISODE_QUESTIONS]
+    return [[reply.response_metadata["token_ids"] for reply in replies] for replies in episodes]
 
 
 def test_the_model_runs_on_the_gpu(tiny_dir: Path) -> None:
@@ -71,9 +56,7 @@ def test_prefix_reuse_and_batching_give_the_same_tokens_on_the_gpu(tiny_dir: Pat
 def test_compiled_decoding_gives_the_eager_tokens_on_the_gpu(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     eager = _token_ids(_chat(tiny_dir), concurrent=True)
     chat = _chat(tiny_dir, compile_decoding=True)
-    compiled: list[int] = []
-    real = chat.model.get_compiled_call
-    monkeypatch.setattr(chat.model, "get_compiled_call", lambda config: compiled.append(1) or real(config))
+    compiled = compiled_calls(chat.model, monkeypatch)
     assert _token_ids(chat, concurrent=True) == eager
     assert len(compiled) == chat.stats.batches  # every batch decoded through CUDA graphs
 

@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from tinymodels import GREETING, RUNAWAY, STOP, THOUGHTFUL, common_length, episode, weather_schema
+from tinymodels import (
+    GREETING,
+    RUNAWAY,
+    STOP,
+    THOUGHTFUL,
+    common_length,
+    concurrent_episodes,
+    episode,
+    weather_schema,
+)
 
 from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
@@ -488,14 +497,7 @@ def test_grouped_query_attention_batches_and_reuses_prefixes_like_full_attention
     assert cold.model.config.num_key_value_heads == 2
     expected = [[r.content for r in episode(cold, q, 3)] for q in QUESTIONS[:4]]
     warm = LocalChatModel.from_pretrained(folder, max_new_tokens=12)
-    gate = threading.Barrier(4)
-
-    def run(question: str) -> list[str | list[str | dict[str, object]]]:
-        gate.wait()
-        return [r.content for r in episode(warm, question, 3)]
-
-    with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(run, QUESTIONS[:4])) == expected
+    assert [[r.content for r in e] for e in concurrent_episodes(warm, QUESTIONS[:4], 3)] == expected
     assert warm.stats.batches < warm.stats.calls  # steps of different episodes shared a generate
     assert warm.stats.prefilled_tokens < warm.stats.prompt_tokens / 2  # and later steps reused their prefixes
 

@@ -7,48 +7,30 @@ GPU, replays each decoding step as CUDA graphs.
 from __future__ import annotations
 
 import shutil
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from tinymodels import STOP, episode
+from tinymodels import EPISODE_QUESTIONS, STOP, compiled_calls, concurrent_episodes, episode
 
 import agentkit.llm.generate as generate
 from agentkit.errors import ConfigError
 from agentkit.llm import LocalChatModel
 from agentkit.llm.static_cache import StaticCaches
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("g++") is None and shutil.which("c++") is None, reason="torch's CPU compiler needs a C++ compiler"
-)
-
-QUESTIONS = ["What is 3 plus 4?", "Tell me about Paris", "x y z"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_compiler() -> Iterator[None]:
-    """Each test compiles its own models: torch's compiled code is cached per function, with a limit on variants."""
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("g++") is None and shutil.which("c++") is None, reason="torch's CPU compiler needs a C++ compiler"
+    ),
+    pytest.mark.usefixtures("fresh_compiler"),
+]
 
 
 def _model(tiny_dir: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(tiny_dir).eval(), AutoTokenizer.from_pretrained(tiny_dir)
-
-
-def _compiled_calls(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the `generate` calls that took transformers' compiled decoding path."""
-    calls: list[int] = []
-    real = model.get_compiled_call
-    monkeypatch.setattr(model, "get_compiled_call", lambda config: calls.append(1) or real(config))
-    return calls
 
 
 def test_static_caches_are_kept_per_batch_size_and_length_bucket(tiny_dir: Path) -> None:
@@ -82,7 +64,7 @@ def test_compiled_decoding_matches_the_dynamic_cache_row_for_row(
     tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model, tokenizer = _model(tiny_dir)
-    prompts = [tokenizer(f"Question: {q} Answer briefly, {q}")["input_ids"] for q in QUESTIONS]
+    prompts = [tokenizer(f"Question: {q} Answer briefly, {q}")["input_ids"] for q in EPISODE_QUESTIONS]
 
     def rows() -> list[generate.Row]:
         # Prefixes of different lengths, one row without: the batch cache is left-padded unevenly.
@@ -91,7 +73,7 @@ def test_compiled_decoding_matches_the_dynamic_cache_row_for_row(
 
     settings = generate.GenerationSettings((), 16, 0.0, 1.0)
     expected = generate.run_batch(model, tokenizer, rows(), settings, device="cpu", keep_cache=True)
-    compiled = _compiled_calls(model, monkeypatch)
+    compiled = compiled_calls(model, monkeypatch)
     static = StaticCaches(model, "cpu")
     got = generate.run_batch(model, tokenizer, rows(), settings, device="cpu", keep_cache=True, static=static)
 
@@ -109,17 +91,10 @@ def test_compiled_decoding_matches_the_dynamic_cache_row_for_row(
 
 def test_concurrent_compiled_episodes_match_eager_ones(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     eager = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=12)
-    expected = [episode(eager, q, 3) for q in QUESTIONS]
+    expected = [episode(eager, q, 3) for q in EPISODE_QUESTIONS]
     chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=12, compile_decoding=True)
-    compiled = _compiled_calls(chat.model, monkeypatch)
-    gate = threading.Barrier(len(QUESTIONS))
-
-    def run(question: str) -> list[Any]:
-        gate.wait()
-        return episode(chat, question, 3)
-
-    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
-        got = list(pool.map(run, QUESTIONS))
+    compiled = compiled_calls(chat.model, monkeypatch)
+    got = concurrent_episodes(chat, EPISODE_QUESTIONS, 3)
     assert [[m.content for m in e] for e in got] == [[m.content for m in e] for e in expected]
     assert len(compiled) == chat.stats.batches
     assert chat.stats.batches < chat.stats.calls  # the episodes' steps were batched
@@ -129,7 +104,7 @@ def test_concurrent_compiled_episodes_match_eager_ones(tiny_dir: Path, monkeypat
 def test_a_row_that_drafts_decodes_from_its_dynamic_cache(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plain = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24)
     chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=24, draft_tokens=4, compile_decoding=True)
-    compiled = _compiled_calls(chat.model, monkeypatch)
+    compiled = compiled_calls(chat.model, monkeypatch)
     assert [m.content for m in episode(chat, "x y z x y z", 2)] == [m.content for m in episode(plain, "x y z x y z", 2)]
     assert compiled == []  # assisted decoding cuts its cache back, which transformers does not compile
 

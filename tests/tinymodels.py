@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 if TYPE_CHECKING:
+    import pytest
+
     from agentkit.llm import LocalChatModel
 
 STOP = ["\nObservation:"]
+EPISODE_QUESTIONS = ["What is 3 plus 4?", "Tell me about Paris", "x y z"]
 """The ReAct observation marker, which the trained replies run on past."""
 GREETING = "Hello! How can I help you today?"
 RUNAWAY = "\nObservation: 42\nThought: I now know the final answer."
@@ -41,6 +46,26 @@ def episode(chat: LocalChatModel, question: str, steps: int) -> list[AIMessage]:
         replies.append(reply)
         messages += [AIMessage(reply.content), HumanMessage(f"Observation: result {step}")]
     return replies
+
+
+def concurrent_episodes(chat: LocalChatModel, questions: list[str], steps: int) -> list[list[AIMessage]]:
+    """`episode` for each question on threads started together, so that their steps are batched."""
+    gate = threading.Barrier(len(questions))
+
+    def run(question: str) -> list[AIMessage]:
+        gate.wait()
+        return episode(chat, question, steps)
+
+    with ThreadPoolExecutor(len(questions)) as pool:
+        return list(pool.map(run, questions))
+
+
+def compiled_calls(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the `generate` calls that took transformers' compiled decoding path."""
+    calls: list[int] = []
+    real = model.get_compiled_call
+    monkeypatch.setattr(model, "get_compiled_call", lambda config: calls.append(1) or real(config))
+    return calls
 
 
 def common_length(a: list[int], b: list[int]) -> int:
