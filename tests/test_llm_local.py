@@ -97,6 +97,18 @@ def test_a_bad_dtype_is_a_clear_error(tiny_dir: Path) -> None:
         LocalChatModel.from_pretrained(tiny_dir, dtype="float33")
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without a GPU")
+def test_asking_for_a_gpu_this_torch_cannot_see_is_a_clear_error(tiny_dir: Path) -> None:
+    # Not torch's "Torch not compiled with CUDA enabled" from deep inside the load.
+    with pytest.raises(ConfigError, match=r"device='cuda', but this torch .* sees no CUDA GPU. Pass device='auto'"):
+        LocalChatModel.from_pretrained(tiny_dir, device="cuda")
+
+
+def test_a_device_torch_does_not_know_is_a_clear_error(tiny_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="device='tpu' is not a torch device"):
+        LocalChatModel.from_pretrained(tiny_dir, device="tpu")
+
+
 def test_quantisation_is_skipped_with_a_warning_on_the_cpu(tiny_dir: Path) -> None:
     with pytest.warns(UserWarning, match="needs CUDA"):
         chat = LocalChatModel.from_pretrained(tiny_dir, device="cpu", quantize="4bit", max_new_tokens=2)

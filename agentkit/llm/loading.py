@@ -24,12 +24,32 @@ Quantize = Literal["4bit", "8bit"]
 
 
 def pick_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when a GPU is present, else ``"cpu"``; other values pass through."""
+    """``"auto"`` becomes ``"cuda"`` when a GPU is present, else ``"cpu"``; other values are checked and pass through.
+
+    Raises:
+        ConfigError: When `device` is no torch device, or names a CUDA GPU this torch cannot see. Caught here, or a
+            CPU-only torch fails deep inside the load with "Torch not compiled with CUDA enabled".
+    """
     import torch
 
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from exc
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                f"device={device!r}, but this torch ({torch.__version__}) sees no CUDA GPU. Pass device='auto' "
+                "(a GPU when present, else the CPU) or 'cpu', or install a CUDA build of torch."
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(
+                f"device={device!r}, but this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}."
+            )
+    return device
 
 
 def load_model(
