@@ -109,6 +109,34 @@ def test_a_device_torch_does_not_know_is_a_clear_error(tiny_dir: Path) -> None:
         LocalChatModel.from_pretrained(tiny_dir, device="tpu")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("temperature", -0.5),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("max_new_tokens", 0),
+        ("max_batch_size", 0),
+        ("prefix_cache_size", -1),
+        ("draft_tokens", -2),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_when_the_model_is_built(tiny_dir: Path, setting: str, value: float) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=setting):
+        LocalChatModel(model_id=str(tiny_dir), **{setting: value})
+
+
+def test_an_empty_stop_string_is_refused_where_it_is_given(chat: LocalChatModel, tiny_dir: Path) -> None:
+    # It would end every reply at its first token.
+    with pytest.raises(ValueError, match="A stop string is empty"):
+        LocalChatModel(model_id=str(tiny_dir), stop=["\nObservation:", ""])
+    with pytest.raises(ValueError, match="A stop string is empty"):
+        chat.invoke("hi", stop=[""])
+    assert chat.invoke("hi", stop=STOP).content == GREETING  # nothing was left behind
+
+
 def test_quantisation_is_skipped_with_a_warning_on_the_cpu(tiny_dir: Path) -> None:
     with pytest.warns(UserWarning, match="needs CUDA"):
         chat = LocalChatModel.from_pretrained(tiny_dir, device="cpu", quantize="4bit", max_new_tokens=2)

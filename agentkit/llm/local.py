@@ -38,7 +38,7 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from agentkit.llm.constrained import ToolCallConstraint
 from agentkit.llm.engine import Engine, EngineStats, Request
@@ -103,21 +103,27 @@ class LocalChatModel(BaseChatModel):
     dtype: str = "auto"
     adapter: str | None = None
     quantize: Quantize | None = None
-    max_new_tokens: int = Field(default=256, alias="max_tokens")
-    temperature: float = 0.0
-    top_p: float = 1.0
+    max_new_tokens: int = Field(default=256, alias="max_tokens", ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
     stop: list[str] | None = None
     tool_format: ToolCallFormat = "auto"
     return_logprobs: bool = False
     constrain_tool_calls: bool = False
-    max_batch_size: int = 8
-    prefix_cache_size: int = 16
-    draft_tokens: int = 0
+    max_batch_size: int = Field(default=8, ge=1)
+    prefix_cache_size: int = Field(default=16, ge=0)
+    draft_tokens: int = Field(default=0, ge=0)
     compile_decoding: bool = False
     tune_cpu_matmuls: bool = True
 
     _engine: Engine | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, stop: list[str] | None) -> list[str] | None:
+        _check_stops(stop)
+        return stop
 
     @classmethod
     def from_pretrained(
@@ -341,6 +347,7 @@ class LocalChatModel(BaseChatModel):
                 f"This LocalChatModel runs {self.model_id!r} and cannot switch to {options['model']!r} per call; "
                 "build another LocalChatModel for that model."
             )
+        _check_stops(stop)
         tools: list[dict[str, Any]] | None = options.get("tools")
         engine = self._load()
         # Until the request is queued, the worker waits for this caller to join a batch forming concurrently.
@@ -461,6 +468,11 @@ class _Call:
         self.prompt = prompt  # the rendered prompt and the tool schemas: the tokenizer's response parser reads them
         self.tools = tools
         self.opening = opening  # what the prompt wrote of the reply: a forced call's opening tag
+
+
+def _check_stops(stops: Sequence[str] | None) -> None:
+    if stops and "" in stops:
+        raise ValueError("A stop string is empty; it would end every reply at its first token. Drop it from `stop`.")
 
 
 def _forced_tool(choice: str | dict[str, Any] | bool | None, names: list[str]) -> str | None:
