@@ -35,6 +35,7 @@ from agentkit.llm.generate import (
     prefill,
     run_batch,
 )
+from agentkit.llm.loading import context_window
 from agentkit.llm.prompt_ids import PromptIds
 from agentkit.llm.static_cache import StaticCaches
 
@@ -182,6 +183,7 @@ class Engine:
         self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_s
         self.stats = EngineStats()
+        self.context_window = context_window(getattr(model, "config", None))  # the caller checks it before queueing
         self._plain = _plain_dynamic_cache(model)
         self._reuse = prefix_cache_size > 0 and self._plain
         self.prefixes = PrefixStore(prefix_cache_size if self._reuse else 0)

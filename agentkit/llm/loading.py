@@ -18,7 +18,7 @@ from agentkit.llm.cpu_matmul import tune_cpu_matmuls as _tune_cpu_matmuls
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["Quantize", "load_model", "pick_device"]
+__all__ = ["Quantize", "context_window", "load_model", "pick_device"]
 
 Quantize = Literal["4bit", "8bit"]
 
@@ -50,6 +50,24 @@ def pick_device(device: str) -> str:
                 f"device={device!r}, but this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}."
             )
     return device
+
+
+def context_window(config: Any) -> int | None:
+    """The most positions a model takes, prompt and reply together: ``max_position_embeddings`` in its text config.
+
+    transformers maps each architecture's own name onto it (GPT-2's ``n_positions``, say). Past it, a model with a
+    position table indexes outside it (an IndexError, or on a GPU a device-side assert that ends the process's use of
+    CUDA), and a rotary one runs on untrained positions.
+
+    Args:
+        config: A transformers model config, or None.
+
+    Returns:
+        The window, or None when there is no config or it sets none.
+    """
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def load_model(

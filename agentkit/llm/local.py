@@ -14,7 +14,11 @@ What it does that LangChain's `ChatHuggingFace` + `HuggingFacePipeline` do not (
 * tokens stream (``stream``/``astream``) without ever showing what the final message leaves out;
 * generated token ids and log-probabilities are in the metadata on request (the reward log needs them);
 * ``bind_tools(tool_choice="any" | name)`` forces a tool call (Hermes format): the prompt opens the call and the
-  model can only complete a valid one, so ``with_structured_output`` works on small local models too.
+  model can only complete a valid one, so ``with_structured_output`` works on small local models too;
+* it knows its context window: ``profile["max_input_tokens"]`` (which LangChain's `SummarizationMiddleware` reads for
+  its fractional triggers), token counts of the exact prompt (`get_num_tokens_from_messages`, with the model's own
+  tokenizer where LangChain's default downloads GPT-2's), a prompt that does not fit raises LangChain's
+  `ContextOverflowError` before it is queued, and a reply stops (``"length"``) where the window ends.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from concurrent import futures
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.exceptions import ContextOverflowError
+from langchain_core.language_models import BaseChatModel, LanguageModelInput, ModelProfile
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
@@ -43,7 +48,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from agentkit.llm.constrained import ToolCallConstraint
 from agentkit.llm.engine import Engine, EngineStats, Request
 from agentkit.llm.generate import Generated, GenerationSettings, Row, end_ids, pad_id
-from agentkit.llm.loading import Quantize, load_model
+from agentkit.llm.loading import Quantize, context_window, load_model
 from agentkit.llm.prompt import render_prompt
 from agentkit.llm.response_parser import parse_with_tokenizer
 from agentkit.llm.streaming import VisibleText
@@ -64,7 +69,9 @@ class LocalChatModel(BaseChatModel):
         dtype: ``"auto"`` or a torch dtype name such as ``"bfloat16"``.
         adapter: A PEFT adapter directory to apply.
         quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
-        max_new_tokens: Generation budget per call (also accepted as LangChain's standard ``max_tokens``).
+        max_new_tokens: Generation budget per call (also accepted as LangChain's standard ``max_tokens``); a reply
+            also stops where the model's context window ends (``profile["max_input_tokens"]``), and a prompt that
+            fills the window raises LangChain's `ContextOverflowError`.
         temperature: 0 for greedy decoding; above 0 samples.
         top_p: Nucleus sampling mass when sampling.
         stop: Stop strings for every call, on top of those a call passes.
@@ -184,8 +191,17 @@ class LocalChatModel(BaseChatModel):
                 )
                 if self.tool_format == "auto":
                     self.tool_format = detect_format(getattr(engine.tokenizer, "chat_template", None))
+                if self.profile is None:  # its config was not on this machine when this model was built
+                    self.profile = _profile(engine.model.config)
                 self._engine = engine
             return self._engine
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # From the config alone, so that a model built to load on first use has its profile at once (LangChain's
+        # SummarizationMiddleware reads it when it is built). LangChain drops an error here: `_load` tries again.
+        from transformers import AutoConfig
+
+        return _profile(AutoConfig.from_pretrained(self.model_id, local_files_only=True))
 
     @property
     def _llm_type(self) -> str:
@@ -227,6 +243,35 @@ class LocalChatModel(BaseChatModel):
         engine = self._load()
         engine.prefixes.clear()
         engine.prompt_ids.clear()
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """The model's own token ids for `text`, without special tokens (LangChain's default is GPT-2's, downloaded).
+
+        Args:
+            text: Any text.
+
+        Returns:
+            Its token ids.
+        """
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
+        """The tokens of the prompt a call with these messages (and tools) sends: chat template and tools included.
+
+        A token counter for LangChain's `trim_messages` and `SummarizationMiddleware`, exact where theirs estimate.
+
+        Args:
+            messages: The conversation.
+            tools: Tools as `bind_tools` takes them, or None.
+
+        Returns:
+            The prompt's length in tokens; 0 for no messages.
+        """
+        if not messages:
+            return 0
+        engine = self._load()
+        schemas = [convert_to_openai_tool(t) for t in tools] if tools else None
+        return len(_encode(engine, render_prompt(engine.tokenizer, messages, schemas), keep=False))
 
     def bind_tools(
         self, tools: Sequence[Any], *, tool_choice: str | dict[str, Any] | bool | None = None, **kwargs: Any
@@ -357,13 +402,17 @@ class LocalChatModel(BaseChatModel):
             forced: str | None = options.get("tool_choice") if tools and self.tool_format == "hermes" else None
             # A forced call is opened by the prompt, so the reply starts inside it (and is read with the tag in front).
             opening = HERMES_OPEN if forced else ""
-            templated = bool(getattr(tokenizer, "chat_template", None))
-            # Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's. Only a
-            # templated prompt's new end is encoded, after the last added token it shares with a recent prompt.
-            text = prompt + opening
-            ids = engine.prompt_ids(text) if templated else tokenizer(text)["input_ids"]
+            ids = _encode(engine, prompt + opening)
             if not ids:
                 raise ValueError("The rendered prompt is empty; pass at least one message with text.")
+            window = engine.context_window
+            if window is not None and len(ids) >= window:
+                raise ContextOverflowError(
+                    f"The prompt is {len(ids):,} tokens, and {self.model_id!r} takes {window:,} in all, prompt and "
+                    "reply (max_position_embeddings in its config). Shorten the conversation: LangChain's "
+                    "SummarizationMiddleware(model, trigger=('fraction', 0.8)) reads the window from this model's "
+                    "profile, and get_num_tokens_from_messages counts a prompt exactly."
+                )
             cancelled = threading.Event()
             ends = end_ids(engine.model, tokenizer)
             row = Row(
@@ -374,7 +423,9 @@ class LocalChatModel(BaseChatModel):
                 constraint=self._constraint(tokenizer, tools, forced, ends),
             )
             stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
-            settings = GenerationSettings(stops, self.max_new_tokens, self.temperature, self.top_p, self.draft_tokens)
+            # The reply stops where the window ends, as at max_new_tokens: past it, positions go beyond the model's.
+            budget = self.max_new_tokens if window is None else min(self.max_new_tokens, window - len(ids))
+            settings = GenerationSettings(stops, budget, self.temperature, self.top_p, self.draft_tokens)
             names = [t["function"]["name"] for t in tools or []]
             visible = VisibleText(
                 tokenizer,
@@ -470,9 +521,27 @@ class _Call:
         self.opening = opening  # what the prompt wrote of the reply: a forced call's opening tag
 
 
+def _encode(engine: Engine, text: str, *, keep: bool = True) -> list[int]:
+    """A prompt's token ids; a templated prompt's from where it leaves a recent one (`prompt_ids`, which `keep`s it).
+
+    Chat templates write their own begin-of-sequence token; a plain transcript needs the tokenizer's.
+    """
+    if getattr(engine.tokenizer, "chat_template", None):
+        return engine.prompt_ids(text, keep=keep)
+    return list(engine.tokenizer(text)["input_ids"])
+
+
 def _check_stops(stops: Sequence[str] | None) -> None:
     if stops and "" in stops:
         raise ValueError("A stop string is empty; it would end every reply at its first token. Drop it from `stop`.")
+
+
+def _profile(config: Any) -> ModelProfile:
+    """What LangChain can read of the model (`BaseChatModel.profile`): tools always work, and the window when known."""
+    profile = ModelProfile(text_inputs=True, text_outputs=True, tool_calling=True, open_weights=True)
+    if (window := context_window(config)) is not None:
+        profile["max_input_tokens"] = window
+    return profile
 
 
 def _forced_tool(choice: str | dict[str, Any] | bool | None, names: list[str]) -> str | None:

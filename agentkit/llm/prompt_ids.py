@@ -64,17 +64,27 @@ class PromptIds:
         self._kept: deque[_Encoded] = deque(maxlen=capacity if self._boundaries else 0)
         self._lock = threading.Lock()
 
-    def __call__(self, text: str) -> list[int]:
-        """The ids of `text` encoded without added special tokens, as ``tokenizer(text, add_special_tokens=False)``."""
+    def __call__(self, text: str, *, keep: bool = True) -> list[int]:
+        """The ids of `text` encoded without added special tokens, as ``tokenizer(text, add_special_tokens=False)``.
+
+        Args:
+            text: The prompt.
+            keep: Keep it for later prompts to extend; False for a prompt that is only counted, which would otherwise
+                push out the prompts of the episodes running.
+
+        Returns:
+            Its token ids.
+        """
         if self._kept.maxlen == 0:
             return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
         with self._lock:
             base, mark = self._closest(text)
         encoded = self._encode(text) if base is None else self._extend(base, mark, text)
-        with self._lock:
-            for kept in [k for k in self._kept if encoded.text.startswith(k.text)]:  # superseded by the new one
-                self._kept.remove(kept)
-            self._kept.append(encoded)
+        if keep:
+            with self._lock:
+                for kept in [k for k in self._kept if encoded.text.startswith(k.text)]:  # superseded by the new one
+                    self._kept.remove(kept)
+                self._kept.append(encoded)
         return list(encoded.ids)
 
     def clear(self) -> None:
