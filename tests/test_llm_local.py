@@ -229,6 +229,42 @@ def test_the_budget_ends_generation_with_reason_length(chat_dir: Path) -> None:
     assert reply.usage_metadata is not None and reply.usage_metadata["output_tokens"] == 3
 
 
+def test_a_call_may_set_its_own_budget_temperature_and_top_p(chat: LocalChatModel, tiny_dir: Path) -> None:
+    import torch
+
+    short = chat.invoke("hi", max_tokens=3)
+    assert short.usage_metadata is not None and short.usage_metadata["output_tokens"] == 3
+    assert short.response_metadata["stop_reason"] == "length"
+    assert chat.bind(max_new_tokens=3).invoke("hi").content == short.content  # as bind (and middleware) pass it
+    assert chat.invoke("hi").response_metadata["stop_reason"] == "eos"  # the model's own budget is unchanged
+
+    random = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=12, return_logprobs=True)
+    greedy = random.invoke("hello").response_metadata["token_ids"]
+    torch.manual_seed(0)
+    sampled = [random.invoke("hello", temperature=1.5, top_p=0.9).response_metadata["token_ids"] for _ in range(3)]
+    assert all(ids != greedy for ids in sampled)
+    assert random.invoke("hello").response_metadata["token_ids"] == greedy
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("max_tokens", 0, "max_tokens=0: Input should be greater than or equal to 1"),
+        ("temperature", -1.0, "temperature=-1.0: Input should be greater than or equal to 0"),
+        ("top_p", 1.5, "top_p=1.5: Input should be less than or equal to 1"),
+    ],
+)
+def test_a_call_setting_out_of_range_is_refused(chat: LocalChatModel, option: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        chat.invoke("hi", **{option: value})
+
+
+def test_a_call_option_the_model_does_not_take_is_ignored_with_a_warning(chat: LocalChatModel) -> None:
+    with pytest.warns(UserWarning, match=r"ignores the call option\(s\) max_length; a call may set max_tokens"):
+        reply = chat.invoke("hi", max_length=5, stop=STOP)
+    assert reply.content == GREETING
+
+
 def test_usage_counts_prompt_and_generated_tokens(chat: LocalChatModel) -> None:
     reply = chat.invoke("hi", stop=STOP)
     prompt = chat.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)[

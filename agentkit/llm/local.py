@@ -30,9 +30,10 @@ import json
 import os
 import queue
 import threading
+import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent import futures
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.exceptions import ContextOverflowError
@@ -43,7 +44,7 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
 
 from agentkit.llm.constrained import ToolCallConstraint
 from agentkit.llm.engine import Engine, EngineStats, Request
@@ -56,12 +57,34 @@ from agentkit.llm.toolcalls import HERMES_OPEN, ToolCallFormat, detect_format, p
 
 __all__ = ["LocalChatModel"]
 
+# What a call reads of the options LangChain hands it (``invoke(..., max_tokens=32)``, ``bind(...)``, a middleware's
+# ``model_settings``): the generation settings it may override, by field, and the options `_call` reads itself.
+_OVERRIDES = {
+    "max_tokens": "max_new_tokens",
+    "max_new_tokens": "max_new_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+}
+_OPTIONS = {*_OVERRIDES, "tools", "tool_choice", "model"}
+
+# The generation settings' ranges, for the model's fields and a call's values alike.
+_Budget = Annotated[int, Field(ge=1)]
+_Temperature = Annotated[float, Field(ge=0)]
+_TopP = Annotated[float, Field(gt=0, le=1)]
+_CHECKS: dict[str, TypeAdapter[Any]] = {
+    "max_new_tokens": TypeAdapter(_Budget),
+    "temperature": TypeAdapter(_Temperature),
+    "top_p": TypeAdapter(_TopP),
+}
+
 
 class LocalChatModel(BaseChatModel):
     """A chat model that runs a Hugging Face causal LM in this process. Build it with `from_pretrained`.
 
     The weights load on first use when the model is built with ``LocalChatModel(model_id=...)``, or at once with
-    `from_pretrained`.
+    `from_pretrained`. A call may set its own ``max_tokens``, ``temperature`` and ``top_p``
+    (``invoke(..., max_tokens=32)``, ``bind(temperature=0.7)``, a LangChain middleware's model settings), checked as
+    the fields are; other call options are ignored with a warning.
 
     Attributes:
         model_id: A local directory or a hub id available in the local cache.
@@ -110,9 +133,9 @@ class LocalChatModel(BaseChatModel):
     dtype: str = "auto"
     adapter: str | None = None
     quantize: Quantize | None = None
-    max_new_tokens: int = Field(default=256, alias="max_tokens", ge=1)
-    temperature: float = Field(default=0.0, ge=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_new_tokens: _Budget = Field(default=256, alias="max_tokens")
+    temperature: _Temperature = 0.0
+    top_p: _TopP = 1.0
     stop: list[str] | None = None
     tool_format: ToolCallFormat = "auto"
     return_logprobs: bool = False
@@ -212,9 +235,9 @@ class LocalChatModel(BaseChatModel):
             ls_provider="huggingface",
             ls_model_name=str(kwargs.get("model", self.model_id)),  # a call naming another model raises
             ls_model_type="chat",
-            ls_temperature=self.temperature,
+            ls_temperature=kwargs.get("temperature", self.temperature),
         )
-        params["ls_max_tokens"] = self.max_new_tokens
+        params["ls_max_tokens"] = kwargs.get("max_tokens", kwargs.get("max_new_tokens", self.max_new_tokens))
         if stops := [*(self.stop or []), *(stop or [])]:
             params["ls_stop"] = stops
         return params
@@ -393,6 +416,7 @@ class LocalChatModel(BaseChatModel):
                 "build another LocalChatModel for that model."
             )
         _check_stops(stop)
+        budget, temperature, top_p = self._generation(options)
         tools: list[dict[str, Any]] | None = options.get("tools")
         engine = self._load()
         # Until the request is queued, the worker waits for this caller to join a batch forming concurrently.
@@ -424,8 +448,8 @@ class LocalChatModel(BaseChatModel):
             )
             stops = tuple(dict.fromkeys([*(self.stop or []), *(stop or [])]))
             # The reply stops where the window ends, as at max_new_tokens: past it, positions go beyond the model's.
-            budget = self.max_new_tokens if window is None else min(self.max_new_tokens, window - len(ids))
-            settings = GenerationSettings(stops, budget, self.temperature, self.top_p, self.draft_tokens)
+            budget = budget if window is None else min(budget, window - len(ids))
+            settings = GenerationSettings(stops, budget, temperature, top_p, self.draft_tokens)
             names = [t["function"]["name"] for t in tools or []]
             visible = VisibleText(
                 tokenizer,
@@ -438,6 +462,25 @@ class LocalChatModel(BaseChatModel):
             )
         future = engine.submit(Request(row, settings))
         return _Call(future, cancelled, names, visible, prompt=prompt, tools=tools, opening=opening)
+
+    def _generation(self, options: dict[str, Any]) -> tuple[int, float, float]:
+        """This call's budget, temperature and top_p: the model's, or the call's own, checked as the fields are."""
+        if unknown := sorted(set(options) - _OPTIONS):
+            # Not an error: a middleware may pass settings meant for another provider's models.
+            warnings.warn(
+                f"LocalChatModel ignores the call option(s) {', '.join(unknown)}; a call may set max_tokens, "
+                "temperature, top_p, stop, tools and tool_choice.",
+                stacklevel=2,
+            )
+        values: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
+        for key, field in _OVERRIDES.items():
+            if key in options:
+                values[field] = _checked(field, key, options[key])
+        return values["max_new_tokens"], values["temperature"], values["top_p"]
 
     def _constraint(
         self, tokenizer: Any, tools: list[dict[str, Any]] | None, forced: str | None, ends: set[int]
@@ -529,6 +572,14 @@ def _encode(engine: Engine, text: str, *, keep: bool = True) -> list[int]:
     if getattr(engine.tokenizer, "chat_template", None):
         return engine.prompt_ids(text, keep=keep)
     return list(engine.tokenizer(text)["input_ids"])
+
+
+def _checked(field: str, key: str, value: Any) -> Any:
+    """A call's value for a field, validated as the field is (`ValueError` otherwise)."""
+    try:
+        return _CHECKS[field].validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(f"{key}={value!r}: {exc.errors()[0]['msg']}.") from exc
 
 
 def _check_stops(stops: Sequence[str] | None) -> None:
