@@ -39,6 +39,7 @@ def test_the_profile_holds_the_window_before_the_model_loads(gpt2_dir: Path) -> 
     assert chat.profile is not None
     assert chat.profile["max_input_tokens"] == WINDOW  # GPT-2's n_positions, under transformers' common name
     assert chat.profile["tool_calling"] is True
+    assert chat.profile["image_inputs"] is False  # media in a message is refused (prompt.to_chat)
 
 
 def test_a_profile_the_user_gives_is_kept(gpt2_dir: Path) -> None:

@@ -335,6 +335,24 @@ def test_tool_messages_render_in_the_templates_tool_role(chat: LocalChatModel) -
     assert prompt.endswith("<|im_start|>assistant\n")
 
 
+def test_text_blocks_are_read_and_media_a_text_model_cannot_see_is_refused(chat: LocalChatModel) -> None:
+    text_blocks = HumanMessage(content=[{"type": "text", "text": "h"}, {"type": "text", "text": "i"}])
+    assert chat.invoke([text_blocks], stop=STOP).content == GREETING
+    # Another provider's reasoning block in an assistant turn is that turn's own output: its text stands.
+    earlier = AIMessage(content=[{"type": "reasoning", "reasoning": "hm"}, {"type": "text", "text": "Hello!"}])
+    assert chat.get_num_tokens_from_messages([HumanMessage("hi"), earlier, HumanMessage("hi")]) > 0
+    pictures = [
+        HumanMessage(content=[{"type": "text", "text": "what is this?"}, {"type": "image", "url": "https://x/a.png"}]),
+        # OpenAI's format, which LangChain reads as the same standard block.
+        ToolMessage(
+            content=[{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}], tool_call_id="1"
+        ),
+    ]
+    for message in pictures:
+        with pytest.raises(ValueError, match=f"reads text only, and a {type(message).__name__} holds image content"):
+            chat.invoke([HumanMessage("hi"), message])
+
+
 # -- prefix cache reuse ------------------------------------------------------------------------------------------------
 
 

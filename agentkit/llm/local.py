@@ -588,8 +588,17 @@ def _check_stops(stops: Sequence[str] | None) -> None:
 
 
 def _profile(config: Any) -> ModelProfile:
-    """What LangChain can read of the model (`BaseChatModel.profile`): tools always work, and the window when known."""
-    profile = ModelProfile(text_inputs=True, text_outputs=True, tool_calling=True, open_weights=True)
+    """What LangChain can read of the model (`BaseChatModel.profile`): text only, tools always, the window if known."""
+    profile = ModelProfile(
+        text_inputs=True,
+        image_inputs=False,
+        audio_inputs=False,
+        video_inputs=False,
+        pdf_inputs=False,
+        text_outputs=True,
+        tool_calling=True,
+        open_weights=True,
+    )
     if (window := context_window(config)) is not None:
         profile["max_input_tokens"] = window
     return profile

@@ -26,6 +26,9 @@ __all__ = ["render_prompt", "to_chat"]
 
 Chat = list[dict[str, Any]]
 
+# Content a text-only model cannot read (LangChain's standard block types, which `content_blocks` maps others to).
+_MEDIA = frozenset({"image", "audio", "video", "file"})
+
 
 def render_prompt(tokenizer: Any, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None) -> str:
     """The prompt text for `messages`, ready for generation (the assistant turn opened).
@@ -39,7 +42,7 @@ def render_prompt(tokenizer: Any, messages: Sequence[BaseMessage], tools: Sequen
         The prompt.
 
     Raises:
-        ValueError: When no rendering works (the last template error is chained).
+        ValueError: When no rendering works (the last template error is chained), or a message holds media (`to_chat`).
     """
     if not getattr(tokenizer, "chat_template", None):
         return _plain(messages, tools)
@@ -72,10 +75,14 @@ def to_chat(messages: Sequence[BaseMessage], *, tool_role: bool, tools: Sequence
 
     Returns:
         The conversation as ``{"role": ..., "content": ...}`` dicts.
+
+    Raises:
+        ValueError: When a message other than the model's own holds an image, audio, video or file: dropped, the
+            model would answer as if it had seen it.
     """
     chat: Chat = []
     for message in messages:
-        text = str(message.text)
+        text = _text(message)
         if isinstance(message, SystemMessage):
             chat.append({"role": "system", "content": text})
         elif isinstance(message, AIMessage):
@@ -96,6 +103,21 @@ def to_chat(messages: Sequence[BaseMessage], *, tool_role: bool, tools: Sequence
         else:
             chat.insert(0, {"role": "system", "content": described})
     return chat
+
+
+def _text(message: BaseMessage) -> str:
+    # An assistant turn's other blocks (another provider's reasoning, say) are its own output: its text is enough.
+    media = (
+        sorted({str(block["type"]) for block in message.content_blocks} & _MEDIA)
+        if not isinstance(message.content, str) and not isinstance(message, AIMessage)
+        else []
+    )
+    if media:
+        raise ValueError(
+            f"This model reads text only, and a {type(message).__name__} holds {' and '.join(media)} content. "
+            "Describe it in text, or use a model that takes it."
+        )
+    return str(message.text)
 
 
 def _assistant(message: AIMessage, text: str, tool_role: bool) -> dict[str, Any]:
