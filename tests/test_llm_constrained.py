@@ -188,3 +188,44 @@ def test_a_forced_call_streams_no_markup_and_adds_up_to_the_call(chat_dir: Path)
     for chunk in chunks[1:]:
         whole += chunk
     assert [c["name"] for c in whole.tool_calls] == [c["name"] for c in model.invoke("hi").tool_calls]
+
+
+# -- strings beyond ASCII ----------------------------------------------------------------------------------------------
+
+UNICODE_QUESTION = "weather in Zürich and 東京?"
+UNICODE_CALLS = (
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Zürich"}}\n</tool_call>\n'
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "東京"}}\n</tool_call>'
+)
+
+
+@pytest.fixture(scope="module")
+def unicode_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model trained to call `get_weather` for two cities whose names are not ASCII."""
+    import shutil
+
+    from langchain_core.messages import HumanMessage
+
+    from agentkit.llm.prompt import render_prompt
+    from agentkit.llm.tiny import train_to_say
+
+    folder = tmp_path_factory.mktemp("unicode") / "model"
+    shutil.copytree(tiny_dir, folder)
+    prompt = render_prompt(AutoTokenizer.from_pretrained(folder), [HumanMessage(UNICODE_QUESTION)], [weather_schema()])
+    train_to_say(folder, [(prompt, UNICODE_CALLS)], steps=400)
+    return folder
+
+
+def test_constrained_calls_write_characters_beyond_ascii(unicode_dir: Path) -> None:
+    # lm-format-enforcer's JSON strings take only its ASCII alphabet; its partial-character byte tokens and "ü" were
+    # refused, and the model wrote something else in the string.
+    tokenizer = AutoTokenizer.from_pretrained(unicode_dir)
+    assert "\ufffd" in tokenizer.decode(tokenizer("東", add_special_tokens=False)["input_ids"][:1])  # split in bytes
+    free = LocalChatModel.from_pretrained(unicode_dir).bind_tools([weather_schema()]).invoke(UNICODE_QUESTION)
+    assert [c["args"] for c in free.tool_calls] == [{"city": "Zürich"}, {"city": "東京"}]
+    guarded = LocalChatModel.from_pretrained(unicode_dir, constrain_tool_calls=True)
+    constrained = guarded.bind_tools([weather_schema()]).invoke(UNICODE_QUESTION)
+    assert [c["args"] for c in constrained.tool_calls] == [{"city": "Zürich"}, {"city": "東京"}]
+    forced = guarded.bind_tools([weather_schema()], tool_choice="get_weather").invoke(UNICODE_QUESTION)
+    assert forced.invalid_tool_calls == []
+    assert forced.tool_calls[0]["args"] == {"city": "Zürich"}

@@ -27,6 +27,8 @@ from agentkit.llm.toolcalls import HERMES_CLOSE, HERMES_OPEN
 
 __all__ = ["ToolCallConstraint", "ToolCallGuard"]
 
+# What a string without a pattern or enum is given for a character lm-format-enforcer's alphabet lacks (`_AnyText`).
+_PLACEHOLDER = "x"
 # Enough tokens to hold the opening tag even spelled one character per token, with room for tokens that decode to
 # nothing.
 _TAIL = 4 * len(HERMES_OPEN)
@@ -70,9 +72,52 @@ class ToolCallConstraint:
         call = JsonSchemaParser(self.schema)
         close = "\n" if self.close_id is not None else "\n" + HERMES_CLOSE
         parser: Any = SequenceParser([StringParser("\n"), call, StringParser(close)])
+        parser = _AnyText(parser)
         for char in written:
             parser = parser.add_character(char)
         return TokenEnforcer(self.data, parser)
+
+
+class _AnyText:
+    """Wraps a call's parser so that a JSON string without a pattern or enum takes any character, and quickly.
+
+    lm-format-enforcer's JSON parser accepts only its ASCII alphabet inside strings, so "Zürich" or "你好" could not be
+    written (its issue #30); here a printable character the string refuses is passed on as a placeholder letter,
+    which such a string treats the same (its length limits still count it). And its `SequenceParser` reports no
+    shortcut while a parser follows the JSON (the closing newline), so each token of a string walked the
+    vocabulary's prefix tree instead of taking the list of tokens valid in any string: the shortcut is passed on
+    from the parser that must take the next character. `TokenEnforcer` calls the five methods below and sets
+    `config`; the class does not subclass lm-format-enforcer's so that importing agentkit does not import it.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.config: Any = None
+
+    def add_character(self, new_character: str) -> _AnyText:
+        allowed = self.inner.get_allowed_characters()
+        if new_character not in allowed and new_character.isprintable() and _PLACEHOLDER in allowed:
+            key = self.shortcut_key()
+            if isinstance(key, tuple) and key[0] == "json_freetext":
+                new_character = _PLACEHOLDER
+        return _AnyText(self.inner.add_character(new_character))
+
+    def get_allowed_characters(self) -> str:
+        return str(self.inner.get_allowed_characters())
+
+    def can_end(self) -> bool:
+        return bool(self.inner.can_end())
+
+    def shortcut_key(self) -> Any:
+        from lmformatenforcer import SequenceParser
+
+        parser = self.inner
+        while isinstance(parser, SequenceParser) and len(parser.parsers) > 1 and not parser.parsers[0].can_end():
+            parser = parser.parsers[0]  # it takes the next character: its shortcut holds
+        return parser.shortcut_key()
+
+    def cache_key(self) -> Any:
+        return self.inner.cache_key()
 
 
 class ToolCallGuard:
