@@ -229,8 +229,9 @@ def test_constrained_calls_write_characters_beyond_ascii(unicode_dir: Path) -> N
     forced = guarded.bind_tools([weather_schema()], tool_choice="get_weather").invoke(UNICODE_QUESTION)
     assert forced.invalid_tool_calls == []
     assert forced.tool_calls[0]["args"] == {"city": "Zürich"}
-    # And the constraint holds all the way through such a call, rather than giving up where a character completes.
+    # And the constraint holds all the way through such a call (and "~" or "|", outside its ASCII alphabet too),
+    # rather than giving up where a character completes.
     enforcer = ToolCallConstraint(tokenizer, [weather_schema()], {tokenizer.eos_token_id}, opened=True).enforcer("")
-    call = tokenizer('\n{"name": "get_weather", "arguments": {"city": "東京 Zürich"}}', add_special_tokens=False)
+    call = tokenizer('\n{"name": "get_weather", "arguments": {"city": "東京 Zürich ~|"}}', add_special_tokens=False)
     for length, token in enumerate(call["input_ids"]):
         assert token in enforcer.get_allowed_tokens(call["input_ids"][:length]).allowed_tokens

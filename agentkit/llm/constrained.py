@@ -81,8 +81,9 @@ class ToolCallConstraint:
 class _AnyText:
     """Wraps a call's parser so that a JSON string without a pattern or enum takes any character, and quickly.
 
-    lm-format-enforcer's JSON parser accepts only its ASCII alphabet inside strings, so "Zürich" or "你好" could not be
-    written (its issue #30); here a printable character the string refuses is passed on as a placeholder letter,
+    lm-format-enforcer's JSON parser accepts only its alphabet inside strings, ASCII without "|" and "~", so "Zürich",
+    "你好" or "~/notes" could not be written (its issue #30); here a printable character the string refuses is passed
+    on as a placeholder letter,
     which such a string treats the same (its length limits still count it). And its `SequenceParser` reports no
     shortcut while a parser follows the JSON (the closing newline), so each token of a string walked the
     vocabulary's prefix tree instead of taking the list of tokens valid in any string: the shortcut is passed on
@@ -95,10 +96,17 @@ class _AnyText:
         self.config: Any = None
 
     def add_character(self, new_character: str) -> _AnyText:
-        allowed = self.inner.get_allowed_characters()
-        if new_character not in allowed and new_character.isprintable() and _PLACEHOLDER in allowed:
+        # Letters, digits and spaces are in every alphabet; "|", "~" and all beyond ASCII are not in the default one.
+        if not (new_character.isascii() and (new_character.isalnum() or new_character == " ")):
+            allowed = self.inner.get_allowed_characters()
             key = self.shortcut_key()
-            if isinstance(key, tuple) and key[0] == "json_freetext":
+            if (
+                new_character.isprintable()
+                and new_character not in allowed
+                and _PLACEHOLDER in allowed
+                and key
+                and key[0] == "json_freetext"
+            ):
                 new_character = _PLACEHOLDER
         return _AnyText(self.inner.add_character(new_character))
 
