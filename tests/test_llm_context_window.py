@@ -17,7 +17,7 @@ WINDOW = 256
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny GPT-2: a position table of WINDOW rows, which an IndexError guards past its end."""
+    """A tiny GPT-2: a position table of WINDOW rows; a position past it raises IndexError."""
     return build_tiny_model(
         tmp_path_factory.mktemp("gpt2") / "model", arch="gpt2", context=WINDOW, hidden_size=32, layers=1, heads=2
     )
@@ -55,7 +55,7 @@ def test_a_prompt_that_fills_the_window_raises_context_overflow_and_queues_nothi
     long = [HumanMessage(_words(300))]
     tokens = chat.get_num_tokens_from_messages(long)
     assert tokens > WINDOW
-    with pytest.raises(ContextOverflowError, match=rf"The prompt is {tokens} tokens, .* takes {WINDOW} in all"):
+    with pytest.raises(ContextOverflowError, match=rf"The prompt is {tokens:,} tokens, .* takes {WINDOW:,} in all"):
         chat.invoke(long)
     assert chat.stats.calls == 0  # refused before the queue: the worker never saw it
     reply = chat.invoke("hello")  # and the model goes on serving
