@@ -103,16 +103,18 @@ def _median_ms(values: list[float]) -> float:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def _local_model(folder: str | Path, device: str, compile_decoding: bool, **settings: Any) -> LocalChatModel:
+    """agentkit's model as every part loads it: in the device's dtype (bfloat16 on a GPU), compiled as asked."""
+    return LocalChatModel.from_pretrained(
+        folder, device=device, dtype=dtype_for(device), compile_decoding=compile_decoding, **settings
+    )
+
+
 def _agentkit_caller(
     folder: str, max_new_tokens: int, prefix_cache_size: int, device: str, compile_decoding: bool = False
 ) -> Callable[..., Any]:
-    ours = LocalChatModel.from_pretrained(
-        folder,
-        device=device,
-        dtype=dtype_for(device),
-        max_new_tokens=max_new_tokens,
-        prefix_cache_size=prefix_cache_size,
-        compile_decoding=compile_decoding,
+    ours = _local_model(
+        folder, device, compile_decoding, max_new_tokens=max_new_tokens, prefix_cache_size=prefix_cache_size
     )
 
     def call(messages: list[BaseMessage] | None, stop: list[str]) -> dict[str, Any] | None:
@@ -302,14 +304,7 @@ def batched(
     The speed of a shared VM drifts by up to 2x within minutes, so each pair runs both modes back to back (in
     alternating order) and the goal is judged on the median of the pairs' ratios.
     """
-    llm = LocalChatModel.from_pretrained(
-        folder,
-        device=device,
-        dtype=dtype_for(device),
-        max_new_tokens=new_tokens,
-        max_batch_size=episodes,
-        compile_decoding=compile_decoding,
-    )
+    llm = _local_model(folder, device, compile_decoding, max_new_tokens=new_tokens, max_batch_size=episodes)
     _run_episode(llm, 0, 1)  # warm-up
     runs: dict[str, list[dict[str, Any]]] = {"one after another": [], "batched": []}
     outputs: dict[str, list[list[str]]] = {}
