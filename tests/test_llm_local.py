@@ -138,12 +138,6 @@ def test_an_empty_stop_string_is_refused_where_it_is_given(chat: LocalChatModel,
     assert chat.invoke("hi", stop=STOP).content == GREETING  # nothing was left behind
 
 
-def test_quantisation_is_skipped_with_a_warning_on_the_cpu(tiny_dir: Path) -> None:
-    with pytest.warns(UserWarning, match="needs CUDA"):
-        chat = LocalChatModel.from_pretrained(tiny_dir, device="cpu", quantize="4bit", max_new_tokens=2)
-    assert chat.invoke("hello").response_metadata["stop_reason"] in {"eos", "length"}
-
-
 def test_a_peft_adapter_is_applied(tiny_dir: Path, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

@@ -7,10 +7,14 @@ of a stack of retries.
 
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from packaging.version import Version
 
 from agentkit.errors import ConfigError
 from agentkit.llm.cpu_matmul import tune_cpu_matmuls as _tune_cpu_matmuls
@@ -87,7 +91,8 @@ def load_model(
         dtype: ``"auto"`` (bfloat16 on a GPU that supports it, float32 on the CPU) or a torch dtype name.
         adapter: A PEFT adapter directory to apply (e.g. the output of ``agentkit dpo``); merged into the weights
             unless they are quantised.
-        quantize: 4- or 8-bit weights via bitsandbytes; CUDA only, skipped with a warning on the CPU.
+        quantize: 4- or 8-bit weights via bitsandbytes, on CUDA or the CPU (bitsandbytes>=0.47 there; without it
+            the CPU loads full precision, with a warning).
         tune_cpu_matmuls: On the CPU, have each linear layer multiply one row and a few rows (decoding) in the
             form this CPU runs fastest, measured per weight shape (`agentkit.llm.cpu_matmul`).
 
@@ -106,11 +111,7 @@ def load_model(
     name = str(id_or_path)
     options: dict[str, Any] = {"dtype": _dtype(dtype, where, torch)}
     if quantize is not None:
-        if where.startswith("cuda"):
-            options["quantization_config"] = _bitsandbytes(quantize)
-            options["device_map"] = where
-        else:
-            warnings.warn(f"quantize={quantize!r} needs CUDA; loading full-precision weights on {where}.", stacklevel=2)
+        options.update(_quantisation(quantize, where, options["dtype"]))
     tokenizer = _from_pretrained(AutoTokenizer, name, {})
     model = _from_pretrained(AutoModelForCausalLM, name, options)
     if "device_map" not in options:
@@ -155,18 +156,67 @@ def _dtype(dtype: str, device: str, torch: Any) -> Any:
     return torch.float32
 
 
-def _bitsandbytes(quantize: Quantize) -> Any:
-    try:
-        from transformers import BitsAndBytesConfig
-    except ImportError as exc:  # pragma: no cover - transformers always has it; bitsandbytes may be missing below
-        raise ConfigError("Quantisation needs transformers with bitsandbytes support.") from exc
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError("quantize needs the bitsandbytes package: pip install bitsandbytes") from exc
-    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
-        load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit"
+def _quantisation(quantize: Quantize, device: str, dtype: Any) -> dict[str, Any]:
+    """The `from_pretrained` options that load bitsandbytes weights on `device`; none, with a warning, where not.
+
+    bitsandbytes runs 4- and 8-bit weights on CUDA, and on the CPU since 0.47, where decoding, bound by reading the
+    weights, gets faster too. Without it the CPU skips quantisation with a warning (the model still loads in full
+    precision); a GPU, where quantisation is what makes a model fit, raises.
+
+    Raises:
+        ConfigError: On CUDA when bitsandbytes is missing.
+    """
+    from transformers import BitsAndBytesConfig
+
+    kind = device.split(":", maxsplit=1)[0]
+    found = _bitsandbytes_version()
+    if kind == "cuda" and found is None:
+        raise ConfigError(f"quantize={quantize!r} needs the bitsandbytes package: pip install 'agentkit[quantize]'")
+    if kind != "cuda" and (kind != "cpu" or found is None or found < Version(_CPU_BITSANDBYTES)):
+        have = "no bitsandbytes" if found is None else f"bitsandbytes {found}"
+        warnings.warn(
+            f"quantize={quantize!r} on {device} needs CUDA, or the CPU with bitsandbytes>={_CPU_BITSANDBYTES} "
+            f"(here: {have}; pip install 'agentkit[quantize]'); loading full-precision weights.",
+            stacklevel=3,
+        )
+        return {}
+    _quiet_bitsandbytes_notes()
+    config = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+        load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit", bnb_4bit_compute_dtype=dtype
     )
+    return {"quantization_config": config, "device_map": device}
+
+
+# The first bitsandbytes release that runs 4- and 8-bit weights on the CPU.
+_CPU_BITSANDBYTES = "0.47"
+
+
+def _bitsandbytes_version() -> Version | None:
+    try:
+        return Version(importlib.metadata.version("bitsandbytes"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+class _DropNotes(logging.Filter):
+    """Drops bitsandbytes' notes that ask nothing of an agentkit user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_NOTES)
+
+
+# On a CPU with bfloat16 instructions, at import: its faster 4-bit kernel comes from the Hub through the `kernels`
+# package, which an offline machine does not reach, so it uses its own. At every 8-bit product of float32 or
+# bfloat16 inputs, one line per layer and step: they are cast to float16, as bitsandbytes' int8 products always do.
+_NOTES = ("Failed to load CPU gemm_4bit_forward from kernels-community", "MatMul8bitLt: inputs will be cast")
+_NOTE_LOGGERS = ("bitsandbytes.backends.cpu.ops", "bitsandbytes.autograd._functions")
+
+
+def _quiet_bitsandbytes_notes() -> None:
+    for name in _NOTE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _DropNotes) for existing in logger.filters):
+            logger.addFilter(_DropNotes())
 
 
 def _check_adapter(adapter: str | os.PathLike[str]) -> None:

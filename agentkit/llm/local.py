@@ -91,7 +91,8 @@ class LocalChatModel(BaseChatModel):
         device: ``"auto"`` (a GPU when present), ``"cpu"``, ``"cuda"``, ...
         dtype: ``"auto"`` or a torch dtype name such as ``"bfloat16"``.
         adapter: A PEFT adapter directory to apply.
-        quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
+        quantize: ``"4bit"`` or ``"8bit"`` weights with bitsandbytes, on CUDA or the CPU (bitsandbytes 0.47 on;
+            without it the CPU loads full-precision weights, with a warning). Adapters then stay unmerged.
         max_new_tokens: Generation budget per call (also accepted as LangChain's standard ``max_tokens``); a reply
             also stops where the model's context window ends (``profile["max_input_tokens"]``), and a prompt that
             fills the window raises LangChain's `ContextOverflowError`.
@@ -173,7 +174,8 @@ class LocalChatModel(BaseChatModel):
             device: ``"auto"`` (a GPU when present), ``"cpu"``, ``"cuda"``, ...
             dtype: ``"auto"`` or a torch dtype name such as ``"bfloat16"``.
             adapter: A PEFT adapter directory to apply.
-            quantize: ``"4bit"`` or ``"8bit"`` with bitsandbytes on CUDA; skipped with a warning on the CPU.
+            quantize: ``"4bit"`` or ``"8bit"`` weights with bitsandbytes, on CUDA or the CPU (bitsandbytes 0.47
+                on; without it the CPU loads full-precision weights, with a warning).
             **settings: Model fields: `max_new_tokens`, `temperature`, `top_p`, `tool_format`, `return_logprobs`,
                 `constrain_tool_calls`, `max_batch_size`, `prefix_cache_size`, `draft_tokens`, `compile_decoding`,
                 `tune_cpu_matmuls`.
