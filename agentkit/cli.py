@@ -46,6 +46,12 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", default=None, help="a PEFT adapter directory to apply (e.g. from agentkit dpo)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, ... (default: auto)")
     parser.add_argument(
+        "--quantize",
+        choices=["4bit", "8bit"],
+        default=None,
+        help="load the weights in 4 or 8 bits with bitsandbytes (CUDA, or the CPU with bitsandbytes>=0.47)",
+    )
+    parser.add_argument(
         "--constrained",
         action="store_true",
         help="constrain tool calls to the bound tools and their schemas while decoding (Hermes-format models)",
@@ -139,7 +145,11 @@ def _load(args: argparse.Namespace) -> BaseChatModel:
     from agentkit.llm.default import load_default_model
 
     return load_default_model(
-        args.model, adapter=args.adapter, device=args.device, constrain_tool_calls=args.constrained
+        args.model,
+        adapter=args.adapter,
+        device=args.device,
+        quantize=args.quantize,
+        constrain_tool_calls=args.constrained,
     )
 
 

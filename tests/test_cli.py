@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from agentkit.cli import main
+from agentkit.cli import _load, main, make_parser
 from agentkit.demonstrations import END_OF_TURN, demonstrate
 from agentkit.llm.tiny import build_tiny_model, train_to_say
 from agentkit.memory import ChromaMemory, ConversationMemory
@@ -47,17 +47,26 @@ def default_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.mark.parametrize("flags", [[], ["--constrained"]], ids=["free", "constrained"])
+@pytest.mark.parametrize(
+    "flags", [[], ["--constrained"], ["--quantize", "8bit"]], ids=["free", "constrained", "eight-bit"]
+)
 def test_run_uses_the_default_model_and_prints_the_trace(
     default_home: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
 ):
-    # The model writes valid calls already, so the constrained run must give the very same trace.
+    # The model writes valid calls already, so the constrained run must give the very same trace; so must 8-bit
+    # weights (LLM.int8() keeps the outlier features in 16 bits).
     assert main(["run", QUESTION, *flags]) == 0
     out = capsys.readouterr().out
     assert 'call      calculator({"expression": "17 * 23"})' in out
     assert "observed  391" in out
     assert "Answer: It is 391." in out
     assert "status=finished steps=2" in out
+
+
+@pytest.mark.parametrize(("bits", "layer"), [("4bit", "Linear4bit"), ("8bit", "Linear8bitLt")])
+def test_quantize_loads_the_weights_in_that_many_bits(default_home: Path, bits: str, layer: str) -> None:
+    llm = _load(make_parser().parse_args(["run", QUESTION, "--device", "cpu", "--quantize", bits]))
+    assert layer in {type(module).__name__ for module in llm.model.modules()}  # type: ignore[attr-defined]
 
 
 def test_chat_runs_one_episode_per_turn(
