@@ -2,13 +2,15 @@
 
 Decoding one row reads every weight once per token, so on a CPU it is bound by the memory's speed, and weights of a
 quarter or half the bytes read faster: bitsandbytes (0.47 on) runs its 4- and 8-bit layers on the CPU. Prefilling
-is bound by arithmetic instead, and there a quantised layer pays for turning its weights back into floats.
+is bound by arithmetic instead, which bitsandbytes' CPU kernels do in bfloat16 (4-bit) or int8 (8-bit). Unquantised
+bfloat16 weights are measured too, for reference: on a CPU with bfloat16 instructions they halve the bytes as well.
 
 The model is a randomly initialised Llama built by `agentkit.llm.tiny` (only compute matters here, so random
 weights serve; what quantising does to a trained model's answers is bitsandbytes' own subject): by default 16 layers,
 1024 wide, 270M parameters, the size of the smallest real chat models. Each precision is loaded as a user loads it,
-``LocalChatModel.from_pretrained(folder, device="cpu", quantize=...)``, in a process of its own (`isolated.py`), and
-the parent interleaves their calls so that the VM's drift hits them alike. Per precision the script reports:
+``LocalChatModel.from_pretrained(folder, device="cpu", dtype=..., quantize=...)``, in a process of its own
+(`isolated.py`), and the parent interleaves their calls so that the VM's drift hits them alike. Per precision the
+script reports:
 
 - the weights' bytes in memory (`get_memory_footprint`);
 - decoding: milliseconds per token, from a 1-token and a 65-token reply to the same 200-token prompt;
@@ -16,7 +18,7 @@ the parent interleaves their calls so that the VM's drift hits them alike. Per p
 - an agent step: a 6-step episode (a system prompt, then a question and one observation per step, 24 new tokens a
   step, prefix reuse on), median step time from step 3, as in `engine.py`.
 
-Run ``python benchmarks/quantized.py`` (about 6 minutes on 2 vCPUs; ``--quick`` for fewer repeats, ``--shape
+Run ``python benchmarks/quantized.py`` (about 7 minutes on 2 vCPUs; ``--quick`` for fewer repeats, ``--shape
 small`` for engine.py's 34M model, ``--json PATH`` to save the figures).
 """
 
@@ -41,7 +43,14 @@ SHAPES = {
     "medium": {"hidden_size": 1024, "layers": 16, "heads": 16},
     "small": {"hidden_size": 512, "layers": 8, "heads": 8},
 }
-PRECISIONS = ("full", "8bit", "4bit")
+# The weights as loaded: dtype, quantize. bfloat16 for reference: on a CPU with bfloat16 instructions it halves the
+# bytes too, without quantising.
+PRECISIONS = {
+    "float32": ("float32", None),
+    "bfloat16": ("bfloat16", None),
+    "8bit": ("float32", "8bit"),
+    "4bit": ("float32", "4bit"),
+}
 SYSTEM = "You are a careful assistant. Use the tools when a question needs them. " * 20
 STEPS, NEW_TOKENS = 6, 24
 
@@ -63,7 +72,11 @@ def _caller(folder: str, precision: str) -> Callable[..., Any]:
     """In the child: the model at `precision`, and a call that runs one measurement on it."""
     # One model per process: a second would run on a second worker thread, with an OpenMP team of its own.
     llm = LocalChatModel.from_pretrained(
-        folder, device="cpu", quantize=None if precision == "full" else precision, max_new_tokens=NEW_TOKENS
+        folder,
+        device="cpu",
+        dtype=PRECISIONS[precision][0],
+        quantize=PRECISIONS[precision][1],
+        max_new_tokens=NEW_TOKENS,
     )
 
     def call(kind: str, payload: Any) -> Any:
@@ -157,7 +170,7 @@ def _print(report: dict[str, Any]) -> None:
         cells = []
         for column in columns:
             value = report[column][precision]
-            ratio = value / report[column]["full"]
+            ratio = value / report[column]["float32"]
             cells.append(f"{value:>13.1f} ({ratio:4.2f}x)")
         print(f"{precision:<10}" + "".join(f"{c:>22}" for c in cells))
 
