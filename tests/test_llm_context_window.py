@@ -35,7 +35,7 @@ def _words(count: int) -> str:
 
 def test_the_profile_holds_the_window_before_the_model_loads(gpt2_dir: Path) -> None:
     chat = LocalChatModel(model_id=str(gpt2_dir))
-    assert chat._engine is None  # read from config.json alone
+    assert chat._loaded is None  # read from config.json alone
     assert chat.profile is not None
     assert chat.profile["max_input_tokens"] == WINDOW  # GPT-2's n_positions, under transformers' common name
     assert chat.profile["tool_calling"] is True

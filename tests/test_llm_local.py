@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -53,9 +55,41 @@ def test_loads_from_a_local_directory_through_from_pretrained(tiny_dir: Path) ->
 
 def test_construction_is_lazy_and_loads_on_first_call(tiny_dir: Path) -> None:
     chat = LocalChatModel(model_id=str(tiny_dir), max_new_tokens=2)
-    assert chat._engine is None
+    assert chat._loaded is None
     chat.invoke("hello")
-    assert chat._engine is not None
+    assert chat._loaded is not None
+
+
+def test_the_weights_are_freed_when_the_last_chat_model_sharing_them_is_gone(tiny_dir: Path) -> None:
+    # The worker thread that runs the model used to hold it for the life of the process: a notebook cell run again,
+    # or each model `agentkit improve` loads, stayed in memory.
+    chat = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=2)
+    greedy = chat.model_copy(update={"temperature": 0.0})  # a copy shares the loaded engine
+    weights = weakref.ref(chat.model)
+    engine = weakref.ref(chat._load())
+    worker = chat._load()._worker
+    assert worker is not None
+    del chat
+    gc.collect()
+    assert greedy.invoke("hello").usage_metadata is not None
+    assert worker.is_alive() and weights() is not None
+    del greedy
+    gc.collect()
+    worker.join(timeout=30)
+    gc.collect()
+    assert not worker.is_alive()
+    assert engine() is None and weights() is None
+
+
+def test_a_closed_engine_refuses_requests_and_its_worker_ends(tiny_dir: Path) -> None:
+    own = LocalChatModel.from_pretrained(tiny_dir, max_new_tokens=2)
+    engine = own._load()
+    engine.close()
+    with pytest.raises(RuntimeError, match="This engine is closed"):
+        own.invoke("hello")
+    assert engine._worker is not None
+    engine._worker.join(timeout=30)
+    assert not engine._worker.is_alive()
 
 
 def test_the_model_is_loaded_on_the_thread_that_runs_it(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -634,7 +668,7 @@ async def test_a_cancelled_ainvoke_stops_generating_and_the_model_stays_usable(t
 
 async def _short(chat: LocalChatModel) -> AIMessage:
     short = chat.model_copy(update={"max_new_tokens": 3})
-    short._engine = chat._engine  # same weights and queue, shorter budget
+    short._loaded = chat._loaded  # same weights and queue, shorter budget
     return await short.ainvoke("hello")
 
 

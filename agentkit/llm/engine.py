@@ -193,6 +193,7 @@ class Engine:
         self._pending: deque[Request] = deque()
         self._arriving = 0
         self._ready = threading.Condition()
+        self._closed = False
         self._last_batch = 1
         self._last_seconds = 0.0
         self._worker: threading.Thread | None = None
@@ -234,8 +235,14 @@ class Engine:
         return ready.result()
 
     def submit(self, request: Request) -> Future[Generated]:
-        """Queue a request; its future resolves when the worker has run it."""
+        """Queue a request; its future resolves when the worker has run it.
+
+        Raises:
+            RuntimeError: When the engine is closed.
+        """
         with self._ready:
+            if self._closed:
+                raise RuntimeError("This engine is closed: load the model again.")
             if self._worker is None:
                 self._worker = threading.Thread(target=self._loop, name="agentkit-llm", daemon=True)
                 self._worker.start()
@@ -261,9 +268,18 @@ class Engine:
                 self._arriving -= 1
                 self._ready.notify()
 
+    def close(self) -> None:
+        """Let the worker thread end once the requests already queued have run, and the model be freed with the engine.
+
+        The worker holds the engine, and so the model, for as long as it runs. `LocalChatModel` closes its engine
+        when the last chat model that shares it is collected.
+        """
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
     def _loop(self) -> None:
-        while True:
-            batch = self._next_batch()
+        while (batch := self._next_batch()) is not None:
             try:
                 self._run(batch)
             except BaseException as exc:  # the requests' callers get the fault; the worker stays up
@@ -271,9 +287,12 @@ class Engine:
                     if not request.future.done():
                         request.future.set_exception(exc)
 
-    def _next_batch(self) -> list[Request]:
+    def _next_batch(self) -> list[Request] | None:
+        """The next batch to run; None once the engine is closed and nothing is left to run."""
         with self._ready:
-            self._ready.wait_for(lambda: bool(self._pending))
+            self._ready.wait_for(lambda: bool(self._pending) or self._closed)
+            if not self._pending:
+                return None
             want = min(self._last_batch, self.max_batch_size)
             if want > 1:
                 # The episodes of the last batch are running their tools; wait briefly for them to come back.

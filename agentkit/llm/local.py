@@ -31,6 +31,7 @@ import os
 import queue
 import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent import futures
 from typing import Annotated, Any
@@ -76,6 +77,17 @@ _CHECKS: dict[str, TypeAdapter[Any]] = {
     "temperature": TypeAdapter(_Temperature),
     "top_p": TypeAdapter(_TopP),
 }
+
+
+class _Loaded:
+    """A loaded engine, held by a chat model and its copies (pydantic's `model_copy` shares private attributes).
+
+    When the last of them is collected, the engine closes: its worker thread ends, and the weights are freed.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        weakref.finalize(self, engine.close)
 
 
 class LocalChatModel(BaseChatModel):
@@ -147,7 +159,7 @@ class LocalChatModel(BaseChatModel):
     compile_decoding: bool = False
     tune_cpu_matmuls: bool = True
 
-    _engine: Engine | None = PrivateAttr(default=None)
+    _loaded: _Loaded | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("stop")
@@ -199,7 +211,7 @@ class LocalChatModel(BaseChatModel):
 
     def _load(self) -> Engine:
         with self._lock:
-            if self._engine is None:
+            if self._loaded is None:
                 engine = Engine.on_own_thread(
                     functools.partial(
                         load_model,
@@ -218,8 +230,8 @@ class LocalChatModel(BaseChatModel):
                     self.tool_format = detect_format(getattr(engine.tokenizer, "chat_template", None))
                 if self.profile is None:  # its config was not on this machine when this model was built
                     self.profile = _profile(engine.model.config)
-                self._engine = engine
-            return self._engine
+                self._loaded = _Loaded(engine)
+            return self._loaded.engine
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         # From the config alone, so that a model built to load on first use has its profile at once (LangChain's
