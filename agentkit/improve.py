@@ -87,10 +87,43 @@ def make_parser() -> HfArgumentParser:
     return HfArgumentParser(ImproveConfig)  # type: ignore[arg-type]
 
 
-def _chat(model: str, adapter: str | None, temperature: float) -> Any:
-    from agentkit.llm.default import load_default_model
+class _Models:
+    """The model with the adapter in use, loaded once for sampling and greedy calls alike, and one at a time.
 
-    return load_default_model(model, adapter=adapter, temperature=temperature, return_logprobs=True)
+    A round samples, plays gold prefixes greedily, validates and evaluates: loaded for each, a model the size of a
+    user's would load four times a round, twice of it held at once.
+    """
+
+    def __init__(self, model: str, temperature: float) -> None:
+        self._model, self._temperature = model, temperature
+        self._adapter: str | None = None
+        self._loaded: Any = None
+
+    def sampling(self, adapter: str | None) -> Any:
+        """The model at the rollouts' temperature, its prefix cache cleared (a seed then gives the same rollouts)."""
+        chat = self._load(adapter)
+        chat.clear_cache()
+        return chat
+
+    def greedy(self, adapter: str | None) -> Any:
+        """The same loaded model, decoding greedily."""
+        # pydantic copies private attributes by reference: the copy shares the loaded engine, weights and worker.
+        return self._load(adapter).model_copy(update={"temperature": 0.0})
+
+    def release(self) -> None:
+        """Let the loaded model go (its weights are freed once nothing else holds it), before training loads another."""
+        self._loaded = None
+
+    def _load(self, adapter: str | None) -> Any:
+        from agentkit.llm.default import load_default_model
+
+        if self._loaded is None or adapter != self._adapter:
+            self._loaded = None  # let the last model's weights go before the next one loads
+            self._loaded = load_default_model(
+                self._model, adapter=adapter, temperature=self._temperature, return_logprobs=True
+            )
+            self._adapter = adapter
+        return self._loaded
 
 
 def _train_tasks(config: ImproveConfig, number: int) -> list[Task]:
@@ -99,13 +132,15 @@ def _train_tasks(config: ImproveConfig, number: int) -> list[Task]:
     return generate_tasks(config.train_tasks, split="train", seed=config.seed + 1000 * number, weights=TRAIN_WEIGHTS)
 
 
-def _collect(config: ImproveConfig, number: int, tasks: list[Task], adapter: str | None, log: Path) -> None:
+def _collect(
+    config: ImproveConfig, models: _Models, number: int, tasks: list[Task], *, adapter: str | None, log: Path
+) -> None:
     """Log the round's episodes: sampled rollouts, and for generated tasks the gold plans (and gold prefixes)."""
     from agentkit.demonstrations import GoldPrefixChatModel, agent_tools, gold_plan_model
     from agentkit.pairs import GOLD_PLAN
     from agentkit.rewards import RewardLogger
 
-    sampler = _chat(config.model, adapter, config.temperature)
+    sampler = models.sampling(adapter)
     logger = RewardLogger(log, model=sampler, adapter=adapter, tools=agent_tools(), tasks=tasks)
     rollouts = [task for task in tasks for _ in range(config.rollouts)]
     # Sampling draws from torch's global generator: the same seed gives the same rollouts one at a time
@@ -117,7 +152,7 @@ def _collect(config: ImproveConfig, number: int, tasks: list[Task], adapter: str
     gold = RewardLogger(log, model=GOLD_PLAN, tools=agent_tools(), tasks=tasks)
     evaluate(gold_plan_model(tasks), tasks, hooks=[gold], concurrency=config.concurrency)
     if config.gold_prefixes:
-        greedy = _chat(config.model, adapter, 0.0)  # the mistakes that the held-out evaluation meets
+        greedy = models.greedy(adapter)  # the mistakes that the held-out evaluation meets
         for steps in range(max(len(task.plan) for task in tasks) + 1):
             branch = GoldPrefixChatModel(model=greedy, tasks=tasks, steps=steps)
             logger = RewardLogger(log, model=branch, tools=agent_tools(), tasks=tasks)
@@ -135,9 +170,9 @@ def _validation_tasks(config: ImproveConfig, trained: set[str]) -> list[Task]:
     return [task for task in drawn if task.id not in trained][: config.validation_tasks]
 
 
-def _validate(model: str, adapter: str | None, tasks: list[Task]) -> float | None:
+def _validate(models: _Models, adapter: str | None, tasks: list[Task]) -> float | None:
     """Greedy success on the validation tasks (None without any)."""
-    return evaluate(_chat(model, adapter, 0.0), tasks).overall.success if tasks else None
+    return evaluate(models.greedy(adapter), tasks).overall.success if tasks else None
 
 
 def main(config: ImproveConfig) -> dict[str, Any]:
@@ -162,22 +197,24 @@ def main(config: ImproveConfig) -> dict[str, Any]:
         if config.eval_file
         else generate_tasks(config.eval_tasks, split="heldout", seed=config.seed)
     )
-    reports: dict[str, EvalReport] = {"before": evaluate(_chat(config.model, None, 0.0), heldout, model_name="before")}
+    models = _Models(config.model, config.temperature)
+    reports: dict[str, EvalReport] = {"before": evaluate(models.greedy(None), heldout, model_name="before")}
     save_report(reports["before"], out / "eval-before.json")
     per_round = [_train_tasks(config, number) for number in range(1, config.rounds + 1)]
     validation = _validation_tasks(config, {task.id for tasks in per_round for task in tasks})
-    best = validation_before = _validate(config.model, None, validation)
+    best = validation_before = _validate(models, None, validation)
     rounds: list[dict[str, Any]] = []
     adapter: str | None = None
     log = out / "episodes.sqlite"
     for number, tasks in enumerate(per_round, start=1):
         round_started = time.monotonic()
-        _collect(config, number, tasks, adapter, log)
+        _collect(config, models, number, tasks, adapter=adapter, log=log)
         pairs_dir = out / f"pairs-{number}"
         stats = write_pairs(log, pairs_dir, max_pairs_per_task=2)
         if not stats.pairs:
             raise ConfigError(f"Round {number} found no preference pairs: {stats.explain()}")
         candidate = str(out / f"adapter-{number}")
+        models.release()
         trained = dpo(
             DPOScriptConfig(
                 model=config.model,
@@ -191,12 +228,12 @@ def main(config: ImproveConfig) -> dict[str, Any]:
             )
         )
         # A round that does worse on the validation tasks is not kept: the next one starts from the model before it.
-        score = _validate(config.model, candidate, validation)
+        score = _validate(models, candidate, validation)
         kept = score is None or best is None or score >= best
         label, previous = f"round {number}", list(reports)[-1]
         if kept:
             adapter, best = candidate, score
-            reports[label] = evaluate(_chat(config.model, adapter, 0.0), heldout, model_name=label)
+            reports[label] = evaluate(models.greedy(adapter), heldout, model_name=label)
         else:  # the same model as the round before, so the same held-out result
             reports[label] = replace(reports[previous], model=f"{label} (not kept: {previous})")
         save_report(reports[label], out / f"eval-round-{number}.json")

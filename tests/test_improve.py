@@ -55,8 +55,19 @@ def _on_the_task(tmp_path: Path, model: Path, **settings: Any) -> ImproveConfig:
     )
 
 
-def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after(tmp_path: Path, model: Path):
+def test_one_round_collects_pairs_trains_an_adapter_and_reports_before_and_after(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import agentkit.llm.local as local
+
+    loads: list[Any] = []
+    load = local.load_model
+    monkeypatch.setattr(
+        local, "load_model", lambda *args, **kwargs: loads.append(kwargs["adapter"]) or load(*args, **kwargs)
+    )
     summary = main(_on_the_task(tmp_path, model))
+    # Evaluating before, sampling the rollouts and evaluating after share two loads: the model, then with its adapter.
+    assert loads == [None, str(tmp_path / "run" / "adapter-1")]
     assert summary["rounds"][0]["pairs"] >= 1
     assert summary["rounds"][0]["kept"] and summary["rounds"][0]["validation"] is None  # no validation file
     assert set(summary["success"]) == {"before", "round 1"}
