@@ -90,8 +90,8 @@ def make_parser() -> HfArgumentParser:
 class _Models:
     """The model with the adapter in use, loaded once for sampling and greedy calls alike, and one at a time.
 
-    A round samples, plays gold prefixes greedily, validates and evaluates: loaded for each, a model the size of a
-    user's would load four times a round, twice of it held at once.
+    A round samples, plays gold prefixes greedily, validates and evaluates. Loaded for each, a user's model would
+    load up to four times a round, and two of it would be held at once while the gold prefixes play.
     """
 
     def __init__(self, model: str, temperature: float) -> None:

@@ -94,7 +94,7 @@ def test_without_a_bitsandbytes_for_the_cpu_the_weights_load_in_full_precision(
     tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, found: Version | None, have: str
 ) -> None:
     monkeypatch.setattr(loading, "_bitsandbytes_version", lambda: found)
-    with pytest.warns(UserWarning, match=rf"bitsandbytes>=0\.47 \(here: {have}; pip install 'agentkit\[quantize\]'\)"):
+    with pytest.warns(UserWarning, match=rf"bitsandbytes>=0\.47 \(here: {have}; pip install 'bitsandbytes>=0\.47'\)"):
         chat = _chat(tiny_dir, "4bit")
     assert not _kinds(chat) & set(LAYERS.values())
     assert chat.invoke("hello").response_metadata["stop_reason"] in {"eos", "length"}

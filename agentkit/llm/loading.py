@@ -156,6 +156,10 @@ def _dtype(dtype: str, device: str, torch: Any) -> Any:
     return torch.float32
 
 
+# The first bitsandbytes release that runs 4- and 8-bit weights on the CPU.
+_CPU_BITSANDBYTES = "0.47"
+
+
 def _quantisation(quantize: Quantize, device: str, dtype: Any) -> dict[str, Any]:
     """The `from_pretrained` options that load bitsandbytes weights on `device`; none, with a warning, where not.
 
@@ -171,12 +175,14 @@ def _quantisation(quantize: Quantize, device: str, dtype: Any) -> dict[str, Any]
     kind = device.split(":", maxsplit=1)[0]
     found = _bitsandbytes_version()
     if kind == "cuda" and found is None:
-        raise ConfigError(f"quantize={quantize!r} needs the bitsandbytes package: pip install 'agentkit[quantize]'")
+        raise ConfigError(
+            f"quantize={quantize!r} needs the bitsandbytes package: pip install 'bitsandbytes>={_CPU_BITSANDBYTES}'"
+        )
     if kind != "cuda" and (kind != "cpu" or found is None or found < Version(_CPU_BITSANDBYTES)):
         have = "no bitsandbytes" if found is None else f"bitsandbytes {found}"
         warnings.warn(
             f"quantize={quantize!r} on {device} needs CUDA, or the CPU with bitsandbytes>={_CPU_BITSANDBYTES} "
-            f"(here: {have}; pip install 'agentkit[quantize]'); loading full-precision weights.",
+            f"(here: {have}; pip install 'bitsandbytes>={_CPU_BITSANDBYTES}'); loading full-precision weights.",
             stacklevel=3,
         )
         return {}
@@ -185,10 +191,6 @@ def _quantisation(quantize: Quantize, device: str, dtype: Any) -> dict[str, Any]
         load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit", bnb_4bit_compute_dtype=dtype
     )
     return {"quantization_config": config, "device_map": device}
-
-
-# The first bitsandbytes release that runs 4- and 8-bit weights on the CPU.
-_CPU_BITSANDBYTES = "0.47"
 
 
 def _bitsandbytes_version() -> Version | None:
