@@ -5,13 +5,14 @@ On a GPU machine: ``pytest tests/test_llm_cuda.py`` (bitsandbytes installed for 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from tinymodels import EPISODE_QUESTIONS, compiled_calls, concurrent_episodes, episode
+from tinymodels import check_reuse_and_batching_keep_tokens, compiled_calls, episode_token_ids
 
 from agentkit.llm import LocalChatModel
 
@@ -28,15 +29,6 @@ def _chat(tiny_dir: Path, **settings: Any) -> LocalChatModel:
     )
 
 
-def _token_ids(chat: LocalChatModel, concurrent: bool) -> list[list[list[int]]]:
-    """Three 3-step episodes' generated ids, run one after another or concurrently (batched)."""
-    if concurrent:
-        episodes = concurrent_episodes(chat, EPISODE_QUESTIONS, 3)
-    else:
-        episodes = [episode(chat, question, 3) for question in EPISODE_QUESTIONS]
-    return [[reply.response_metadata["token_ids"] for reply in replies] for replies in episodes]
-
-
 def test_the_model_runs_on_the_gpu(tiny_dir: Path) -> None:
     chat = _chat(tiny_dir)
     assert next(chat.model.parameters()).device.type == "cuda"
@@ -44,20 +36,14 @@ def test_the_model_runs_on_the_gpu(tiny_dir: Path) -> None:
 
 
 def test_prefix_reuse_and_batching_give_the_same_tokens_on_the_gpu(tiny_dir: Path) -> None:
-    cold = _token_ids(_chat(tiny_dir, prefix_cache_size=0), concurrent=False)
-    cached = _chat(tiny_dir)
-    assert _token_ids(cached, concurrent=False) == cold
-    assert cached.stats.prefilled_tokens < cached.stats.prompt_tokens  # the cache served later steps
-    batched = _chat(tiny_dir)
-    assert _token_ids(batched, concurrent=True) == cold
-    assert batched.stats.batches < batched.stats.calls
+    check_reuse_and_batching_keep_tokens(functools.partial(_chat, tiny_dir))
 
 
 def test_compiled_decoding_gives_the_eager_tokens_on_the_gpu(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    eager = _token_ids(_chat(tiny_dir), concurrent=True)
+    eager = episode_token_ids(_chat(tiny_dir), concurrent=True)
     chat = _chat(tiny_dir, compile_decoding=True)
     compiled = compiled_calls(chat.model, monkeypatch)
-    assert _token_ids(chat, concurrent=True) == eager
+    assert episode_token_ids(chat, concurrent=True) == eager
     assert len(compiled) == chat.stats.batches  # every batch decoded through CUDA graphs
 
 

@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import pytest
 import torch
 from packaging.version import Version
-from tinymodels import EPISODE_QUESTIONS, STOP, concurrent_episodes, episode
+from tinymodels import STOP, check_reuse_and_batching_keep_tokens
 
 from agentkit.llm import LocalChatModel, loading
 
@@ -45,21 +46,7 @@ def test_eight_bit_weights_keep_the_trained_reply(chat_dir: Path) -> None:
 
 
 def test_prefix_reuse_and_batching_give_the_same_tokens_with_quantised_weights(tiny_dir: Path) -> None:
-    def token_ids(chat: LocalChatModel, concurrent: bool) -> list[list[list[int]]]:
-        runs = (
-            concurrent_episodes(chat, EPISODE_QUESTIONS, 3)
-            if concurrent
-            else [episode(chat, question, 3) for question in EPISODE_QUESTIONS]
-        )
-        return [[reply.response_metadata["token_ids"] for reply in replies] for replies in runs]
-
-    cold = token_ids(_chat(tiny_dir, "4bit", prefix_cache_size=0, return_logprobs=True), concurrent=False)
-    cached = _chat(tiny_dir, "4bit", return_logprobs=True)
-    assert token_ids(cached, concurrent=False) == cold
-    assert cached.stats.prefilled_tokens < cached.stats.prompt_tokens  # the cache served later steps
-    batched = _chat(tiny_dir, "4bit", return_logprobs=True)
-    assert token_ids(batched, concurrent=True) == cold
-    assert batched.stats.batches < batched.stats.calls
+    check_reuse_and_batching_keep_tokens(functools.partial(_chat, tiny_dir, "4bit", return_logprobs=True))
 
 
 def test_an_adapter_over_quantised_weights_is_kept_apart(tiny_dir: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,30 @@ def concurrent_episodes(chat: LocalChatModel, questions: list[str], steps: int) 
 
     with ThreadPoolExecutor(len(questions)) as pool:
         return list(pool.map(run, questions))
+
+
+def episode_token_ids(chat: LocalChatModel, concurrent: bool) -> list[list[list[int]]]:
+    """Three 3-step episodes' generated ids (needs `return_logprobs`), run one after another or at once (batched)."""
+    if concurrent:
+        episodes = concurrent_episodes(chat, EPISODE_QUESTIONS, 3)
+    else:
+        episodes = [episode(chat, question, 3) for question in EPISODE_QUESTIONS]
+    return [[reply.response_metadata["token_ids"] for reply in replies] for replies in episodes]
+
+
+def check_reuse_and_batching_keep_tokens(load: Callable[..., LocalChatModel]) -> None:
+    """Greedy ids with the prefix cache, and batched, equal those of full prefills one at a time.
+
+    Args:
+        load: Builds the chat model under test from extra settings (``prefix_cache_size=0`` for the reference).
+    """
+    cold = episode_token_ids(load(prefix_cache_size=0), concurrent=False)
+    cached = load()
+    assert episode_token_ids(cached, concurrent=False) == cold
+    assert cached.stats.prefilled_tokens < cached.stats.prompt_tokens  # the cache served later steps
+    batched = load()
+    assert episode_token_ids(batched, concurrent=True) == cold
+    assert batched.stats.batches < batched.stats.calls
 
 
 def compiled_calls(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
